@@ -1,0 +1,114 @@
+"""IMPALA / V-trace actor-critic loss terms (SPEC §2).
+
+Each term maps time-major ``[T, B]`` (logits ``[T, B, A]``) to a scalar, **summed** over
+time and batch as in IMPALA (DeepMind ``scalable_agent/experiment.py``); the paper's
+learning rate (2e-4) and global-norm gradient clip (1280) are set for this summed scale.
+
+    policy gradient   L_π = −Σ_{t,b} A_t log π(a_t|x_t)              (A_t: V-trace advantage)
+    baseline          L_V = ½ Σ_{t,b} (v_t − V(x_t))²                (v_t: V-trace target)
+    entropy           L_H = −Σ_{t,b} H(π(·|x_t)) = Σ_{t,b} Σ_a π log π
+
+    total             L = L_π + baseline_cost · L_V + entropy_cost · L_H
+                      (paper: baseline_cost = 0.5, entropy_cost = 0.01)
+
+Targets (A_t, v_t) are treated as constants (``tf.stop_gradient``). Gradients flow into the
+logits and values only. ∂L_V/∂V(x_t) = −(v_t − V(x_t)), the standard TD-style update.
+"""
+from __future__ import annotations
+
+import collections
+
+import tensorflow as tf
+
+BASELINE_COST = 0.5
+ENTROPY_COST = 0.01
+
+LossTerms = collections.namedtuple(
+    "LossTerms", ["total", "policy_gradient", "baseline", "entropy"])
+
+
+def policy_gradient_loss(logits, actions, advantages):
+    """L_π = −Σ_{t,b} A_t log π(a_t|x_t).
+
+    Args:
+      logits: ``[T, B, A]`` target-policy logits (differentiated).
+      actions: ``[T, B]`` integer actions.
+      advantages: ``[T, B]`` V-trace policy-gradient advantages (not differentiated).
+
+    Returns:
+      Scalar float32.
+    """
+    logits = tf.convert_to_tensor(logits)
+    advantages = tf.stop_gradient(tf.cast(advantages, tf.float32))
+    actions = tf.cast(actions, tf.int32)
+    _check_logits(logits, actions, "advantages", advantages)
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=actions, logits=tf.cast(logits, tf.float32))  # −log π(a_t|x_t)
+    return tf.reduce_sum(cross_entropy * advantages)
+
+
+def baseline_loss(vs, values):
+    """L_V = ½ Σ_{t,b} (v_t − V(x_t))² (the ½ makes ∂L_V/∂V = −(v_t − V(x_t))).
+
+    Args:
+      vs: ``[T, B]`` V-trace value targets (not differentiated).
+      values: ``[T, B]`` V(x_t) predicted by the learner (differentiated).
+
+    Returns:
+      Scalar float32.
+    """
+    values = tf.cast(values, tf.float32)
+    vs = tf.stop_gradient(tf.cast(vs, tf.float32))
+    if not vs.shape.is_compatible_with(values.shape):
+        raise ValueError(f"baseline_loss: vs {vs.shape.as_list()} and values "
+                         f"{values.shape.as_list()} must have the same [T, B] shape")
+    return 0.5 * tf.reduce_sum(tf.square(vs - values))
+
+
+def entropy_loss(logits):
+    """L_H = −Σ_{t,b} H(π(·|x_t)), H(π) = −Σ_a π(a) log π(a): minimising it raises entropy.
+
+    Args:
+      logits: ``[T, B, A]`` target-policy logits.
+
+    Returns:
+      Scalar float32 (≤ 0).
+    """
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape.rank != 3:
+        raise ValueError(f"entropy_loss: expected logits [T, B, A], got {logits.shape.as_list()}")
+    policy = tf.nn.softmax(logits)
+    log_policy = tf.nn.log_softmax(logits)
+    return tf.reduce_sum(policy * log_policy)
+
+
+def total_loss(logits, actions, values, vtrace_returns, baseline_cost=BASELINE_COST,
+               entropy_cost=ENTROPY_COST):
+    """L = L_π + baseline_cost · L_V + entropy_cost · L_H.
+
+    Args:
+      logits: ``[T, B, A]`` target-policy logits from the learner's unroll.
+      actions: ``[T, B]`` behaviour actions.
+      values: ``[T, B]`` learner values V(x_t).
+      vtrace_returns: anything with ``vs`` and ``pg_advantages`` ``[T, B]``
+        (:class:`agents.vtrace.VTraceReturns` or ``VTraceFromLogitsReturns``).
+
+    Returns:
+      ``LossTerms(total, policy_gradient, baseline, entropy)``: the unweighted terms and the
+      weighted total, all scalars.
+    """
+    pg = policy_gradient_loss(logits, actions, vtrace_returns.pg_advantages)
+    baseline = baseline_loss(vtrace_returns.vs, values)
+    entropy = entropy_loss(logits)
+    total = pg + baseline_cost * baseline + entropy_cost * entropy
+    return LossTerms(total=total, policy_gradient=pg, baseline=baseline, entropy=entropy)
+
+
+def _check_logits(logits, actions, other_name, other):
+    if logits.shape.rank != 3 or actions.shape.rank != 2 or \
+            not logits.shape[:2].is_compatible_with(actions.shape) or \
+            not other.shape.is_compatible_with(actions.shape):
+        raise ValueError(
+            f"expected logits [T, B, A], actions [T, B] and {other_name} [T, B]; got logits "
+            f"{logits.shape.as_list()}, actions {actions.shape.as_list()}, {other_name} "
+            f"{other.shape.as_list()}")

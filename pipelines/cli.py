@@ -1,0 +1,54 @@
+"""The ``s3ta`` command: one entry point, one module per subcommand.
+
+Each subcommand module exposes ``register(subparsers)`` which adds its parser and sets
+``func`` (called with the parsed args; returns an exit code). Modules are imported lazily
+only when listed here, so ``s3ta --help`` stays fast and a broken optional dependency
+of one subcommand does not break the others.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# (module, one-line summary); the module registers the subcommand(s) it names.
+SUBCOMMANDS = [
+    ("pipelines.commands.describe", "describe"),
+    ("pipelines.commands.export", "export"),
+    ("pipelines.commands.bench", "bench"),
+]
+
+
+class CliError(Exception):
+    """A user-facing error: printed as ``s3ta: error: ...`` with exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s3ta",
+        description="S3TA attention agents: describe, export, train, analyse and classify. "
+                    "Run 's3ta SUBCOMMAND --help' for the options of each.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    sub.required = True
+    for module_name, _ in SUBCOMMANDS:
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, ValueError, FileNotFoundError) as e:
+        parser.exit(2, f"s3ta {args.command}: error: {e}\n")
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

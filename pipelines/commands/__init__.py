@@ -1,0 +1,1 @@
+"""One module per ``s3ta`` subcommand (see pipelines.cli)."""

@@ -1,0 +1,110 @@
+"""Configuration of the attention agent and its baselines (SPEC §1).
+
+``paper`` holds the SPEC numbers exactly (210×160×3 input, 27×20×128 ConvLSTM output,
+4 heads, 8 key channels, 64 basis channels, queries of 72 and answers of 184).
+``small`` is a cheap configuration for tests and quick runs (64×64 input, a narrow
+ConvLSTM) — same code, different numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+from s3ta_tf.config.overrides import apply_overrides
+
+AGENT_VARIANTS = ("attention", "fixed-query", "l2-keys", "feedforward", "lstm")
+PRECISIONS = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    # Observation: uint8 frames, scaled to [0, 1] inside the model.
+    observation_shape: Tuple[int, ...] = (210, 160, 3)
+    # Vision core: conv 8x8/4 (32) -> conv 4x4/2 (64) -> ConvLSTM 3x3 (128), SAME padding.
+    conv_channels: Tuple[int, ...] = (32, 64)
+    conv_kernels: Tuple[int, ...] = (8, 4)
+    conv_strides: Tuple[int, ...] = (4, 2)
+    convlstm_channels: int = 128
+    convlstm_kernel: int = 3
+    # Attention: keys are the first `key_channels` ConvLSTM channels, values the rest.
+    key_channels: int = 8
+    num_heads: int = 4
+    # Spatial basis: `basis_frequencies` cosines and as many sines per axis -> (2F)^2 channels.
+    basis_frequencies: int = 4
+    learnable_basis: bool = False
+    # Query network on the policy LSTM's previous hidden state (last layer is N*(c_K+c_S)).
+    query_hidden: Tuple[int, ...] = (256, 128)
+    # Answer processor MLP, policy LSTM, heads.
+    answer_hidden: Tuple[int, ...] = (512, 256)
+    lstm_units: int = 256
+    head_hidden: int = 128
+    reward_clip: float = 1.0
+    # IMPALA deep ResNet baselines: sections of (conv3x3, maxpool 3x3/2, 2 residual blocks).
+    resnet_channels: Tuple[int, ...] = (16, 32, 32)
+    resnet_blocks: int = 2
+    resnet_dense: int = 256
+    # Numerics: "float32" or "bfloat16" (mixed precision: bf16 compute, f32 weights/outputs).
+    precision: str = "float32"
+
+    def __post_init__(self):
+        if len(self.observation_shape) != 3 or self.observation_shape[-1] != 3:
+            raise ValueError(f"observation_shape must be (height, width, 3), got {self.observation_shape}")
+        if not (len(self.conv_channels) == len(self.conv_kernels) == len(self.conv_strides)):
+            raise ValueError("conv_channels, conv_kernels and conv_strides must have equal lengths")
+        if not 0 < self.key_channels < self.convlstm_channels:
+            raise ValueError(f"key_channels must be in (0, convlstm_channels={self.convlstm_channels}), "
+                             f"got {self.key_channels}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    # Derived sizes (SPEC §1): never stored, always computed.
+    @property
+    def basis_channels(self) -> int:
+        return (2 * self.basis_frequencies) ** 2
+
+    @property
+    def value_channels(self) -> int:
+        return self.convlstm_channels - self.key_channels
+
+    @property
+    def query_size(self) -> int:
+        return self.key_channels + self.basis_channels
+
+    @property
+    def answer_size(self) -> int:
+        return self.value_channels + self.basis_channels
+
+    @property
+    def feature_shape(self) -> Tuple[int, int]:
+        """(h, w) of the vision core's output with SAME padding: ceil division per conv."""
+        h, w = self.observation_shape[:2]
+        for s in self.conv_strides:
+            h, w = -(-h // s), -(-w // s)
+        return h, w
+
+
+AGENT_PRESETS = {
+    "paper": AgentConfig(),
+    "small": AgentConfig(
+        observation_shape=(64, 64, 3),
+        conv_channels=(16, 32),
+        convlstm_channels=40,
+        key_channels=8,
+        num_heads=2,
+        basis_frequencies=2,
+        query_hidden=(64, 64),
+        answer_hidden=(128, 64),
+        lstm_units=64,
+        head_hidden=64,
+        resnet_channels=(8, 16, 16),
+        resnet_blocks=1,
+        resnet_dense=64,
+    ),
+}
+
+
+def agent_config(preset: str = "paper", overrides=None) -> AgentConfig:
+    """The named preset with ``overrides`` (``["field=value", ...]`` or a dict) applied."""
+    if preset not in AGENT_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(AGENT_PRESETS)}")
+    return apply_overrides(AGENT_PRESETS[preset], overrides)

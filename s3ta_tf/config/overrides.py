@@ -1,0 +1,90 @@
+"""Field overrides for config dataclasses: ``field=value`` strings from the command line.
+
+Values are parsed against the field's declared type: ``int``, ``float``, ``bool``
+(``true/false/1/0/yes/no``), ``str``, and tuples of those written as comma lists
+(``observation_shape=64,64,3``). An unknown field or an unparsable value raises
+``ValueError`` naming the field, the value and the expected form.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Iterable, Mapping
+
+_BOOL = {"true": True, "1": True, "yes": True, "on": True,
+         "false": False, "0": False, "no": False, "off": False}
+
+
+def _parse_scalar(text: str, typ: Any, field: str) -> Any:
+    if typ is bool:
+        if text.lower() not in _BOOL:
+            raise ValueError(f"--set {field}={text!r}: expected a boolean (true/false)")
+        return _BOOL[text.lower()]
+    if typ in (int, float, str):
+        try:
+            return typ(text)
+        except ValueError:
+            raise ValueError(f"--set {field}={text!r}: expected {typ.__name__}") from None
+    raise ValueError(f"--set {field}: fields of type {typ} cannot be set from the command line")
+
+
+def _parse_value(text: str, typ: Any, field: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if text.lower() in ("none", "null", ""):
+            return None
+        return _parse_value(text, args[0], field)
+    if origin in (tuple, list):
+        args = typing.get_args(typ)
+        elem = args[0] if args else str
+        items = [t for t in text.split(",") if t.strip() != ""]
+        return tuple(_parse_scalar(t.strip(), elem, field) for t in items)
+    return _parse_scalar(text, typ, field)
+
+
+def parse_override(cfg_cls: type, item: str) -> tuple[str, Any]:
+    """Parses ``"field=value"`` against ``cfg_cls``'s field types."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r}: expected the form field=value")
+    name, text = item.split("=", 1)
+    name = name.strip()
+    hints = typing.get_type_hints(cfg_cls)
+    fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    if name not in fields:
+        raise ValueError(f"override {item!r}: {cfg_cls.__name__} has no field {name!r}; "
+                         f"fields are: {', '.join(sorted(fields))}")
+    return name, _parse_value(text.strip(), hints[name], name)
+
+
+def apply_overrides(cfg, items: Iterable[str] | Mapping[str, Any] | None):
+    """Returns a copy of dataclass ``cfg`` with overrides applied (strings or a mapping)."""
+    if not items:
+        return cfg
+    if isinstance(items, Mapping):
+        fields = {f.name for f in dataclasses.fields(cfg)}
+        bad = set(items) - fields
+        if bad:
+            raise ValueError(f"{type(cfg).__name__} has no field(s) {sorted(bad)}")
+        changes = dict(items)
+    else:
+        changes = dict(parse_override(type(cfg), it) for it in items)
+    return dataclasses.replace(cfg, **changes)
+
+
+def to_dict(cfg) -> dict:
+    """JSON-friendly dict of a config dataclass (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cfg_cls: type, data: Mapping[str, Any]):
+    """Inverse of :func:`to_dict`; lists become tuples for tuple-typed fields."""
+    hints = typing.get_type_hints(cfg_cls)
+    kwargs = {}
+    for f in dataclasses.fields(cfg_cls):
+        if f.name in data:
+            v = data[f.name]
+            if typing.get_origin(hints[f.name]) is tuple and v is not None:
+                v = tuple(v)
+            kwargs[f.name] = v
+    return cfg_cls(**kwargs)

@@ -1,0 +1,83 @@
+"""Soft, spatial, top-down attention heads (SPEC §1, Appendix A.2).
+
+Given vision features ``F [B, h, w, C]`` split into keys ``K = F[..., :c_K]`` and values
+``V = F[..., c_K:]``, the spatial basis ``S [h, w, c_S]`` and N queries
+``q [B, N, c_K + c_S]``::
+
+    what_n[i, j]  = Σ_{c < c_K} q_n[c] · K[i, j, c]          (content part)
+    where_n[i, j] = Σ_{c < c_S} q_n[c_K + c] · S[i, j, c]     (spatial part)
+    Ã_n = what_n + where_n                                   (plain dot product, no 1/√d)
+    A_n = softmax over all h·w positions of Ã_n
+    a_n = Σ_ij A_n[i, j] · [V, S][i, j]                       answer [c_V + c_S]
+
+The attention arithmetic (tiny next to the vision core) runs in float32.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def spatial_softmax(logits):
+    """Softmax over the last two axes: ``[..., h, w] -> [..., h, w]`` summing to 1 over (h, w)."""
+    shape = tf.shape(logits)
+    flat = tf.reshape(logits, tf.concat([shape[:-2], [-1]], 0))
+    return tf.reshape(tf.nn.softmax(flat, axis=-1), shape)
+
+
+def attend(attention, values_and_basis):
+    """Answers ``a [B, N, c]`` = Σ_ij A[b, n, i, j] · VS[b, i, j, c]."""
+    return tf.einsum("bnij,bijc->bnc", attention, values_and_basis)
+
+
+class SpatialAttention(tf.keras.layers.Layer):
+    """Multi-head query/key/value attention over a feature map with a spatial basis.
+
+    ``call(features, basis, queries)`` returns a dict: ``answers [B, N, c_V + c_S]``,
+    ``attention [B, N, h, w]``, ``what`` and ``where`` ``[B, N, h, w]`` (their sum is the
+    pre-softmax logits).
+    """
+
+    def __init__(self, key_channels: int, **kw):
+        super().__init__(**kw)
+        self.key_channels = int(key_channels)
+
+    def call(self, features, basis, queries):
+        features = tf.cast(features, tf.float32)
+        basis = tf.cast(basis, tf.float32)
+        queries = tf.cast(queries, tf.float32)
+        keys, values = features[..., :self.key_channels], features[..., self.key_channels:]
+        q_keys, q_space = queries[..., :self.key_channels], queries[..., self.key_channels:]
+        what = tf.einsum("bijc,bnc->bnij", keys, q_keys)
+        where = tf.einsum("ijc,bnc->bnij", basis, q_space)
+        attention = spatial_softmax(what + where)
+        batch_basis = tf.broadcast_to(basis[None], tf.concat([tf.shape(values)[:1], tf.shape(basis)], 0))
+        answers = attend(attention, tf.concat([values, batch_basis], axis=-1))
+        return {"answers": answers, "attention": attention, "what": what, "where": where}
+
+    def get_config(self):
+        return {**super().get_config(), "key_channels": self.key_channels}
+
+
+class L2KeyAttention(tf.keras.layers.Layer):
+    """The "L2-norm keys" ablation (Section 4.4): no query; one map with logits ‖K_ij‖₂.
+
+    Returns the same dict as :class:`SpatialAttention` with N = 1; ``what`` holds the key
+    norms and ``where`` is zero (the map has no spatial query part).
+    """
+
+    def __init__(self, key_channels: int, **kw):
+        super().__init__(**kw)
+        self.key_channels = int(key_channels)
+
+    def call(self, features, basis, queries=None):
+        features = tf.cast(features, tf.float32)
+        basis = tf.cast(basis, tf.float32)
+        keys, values = features[..., :self.key_channels], features[..., self.key_channels:]
+        what = tf.norm(keys, axis=-1)[:, None]  # [B, 1, h, w]
+        attention = spatial_softmax(what)
+        batch_basis = tf.broadcast_to(basis[None], tf.concat([tf.shape(values)[:1], tf.shape(basis)], 0))
+        answers = attend(attention, tf.concat([values, batch_basis], axis=-1))
+        return {"answers": answers, "attention": attention, "what": what, "where": tf.zeros_like(what)}
+
+    def get_config(self):
+        return {**super().get_config(), "key_channels": self.key_channels}

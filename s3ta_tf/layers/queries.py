@@ -1,0 +1,51 @@
+"""Where the N queries come from (SPEC §1 and the Section 4.4 ablations).
+
+``QueryNetwork``: top-down queries from the policy LSTM's previous hidden state
+``h(t-1) [B, 256]`` → MLP 256 (ReLU) → 128 (ReLU) → N·(c_K + c_S) (linear) →
+``[B, N, c_K + c_S]``.
+``FixedQueries``: the "fixed-query" ablation, a learnable ``[N, c_K + c_S]`` bias
+broadcast over the batch and independent of any state.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from s3ta_tf.layers.mlp import MLP
+
+
+class QueryNetwork(tf.keras.layers.Layer):
+
+    def __init__(self, hidden, num_heads: int, query_size: int, **kw):
+        super().__init__(**kw)
+        self.hidden, self.num_heads, self.query_size = tuple(hidden), int(num_heads), int(query_size)
+        self.mlp = MLP(self.hidden + (self.num_heads * self.query_size,), activate_final=False,
+                       dtype=self.dtype_policy, name="mlp")
+
+    def call(self, lstm_hidden):
+        q = tf.cast(self.mlp(lstm_hidden), tf.float32)
+        return tf.reshape(q, [-1, self.num_heads, self.query_size])
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden, "num_heads": self.num_heads,
+                "query_size": self.query_size}
+
+
+class FixedQueries(tf.keras.layers.Layer):
+
+    def __init__(self, num_heads: int, query_size: int, **kw):
+        super().__init__(**kw)
+        self.num_heads, self.query_size = int(num_heads), int(query_size)
+
+    def build(self, input_shape=None):
+        self.queries = self.add_weight(name="queries", shape=(self.num_heads, self.query_size),
+                                       dtype=tf.float32,
+                                       initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+        super().build(input_shape)
+
+    def call(self, lstm_hidden):
+        """Ignores the LSTM state except for its batch size."""
+        batch = tf.shape(lstm_hidden)[0]
+        return tf.broadcast_to(self.queries[None], [batch, self.num_heads, self.query_size])
+
+    def get_config(self):
+        return {**super().get_config(), "num_heads": self.num_heads, "query_size": self.query_size}

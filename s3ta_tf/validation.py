@@ -1,0 +1,34 @@
+"""Input checks that name the fault and the expected form (raised at trace time)."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def _shape_str(shape) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def check_tensor(name: str, x, expected_shape, dtypes) -> tf.Tensor:
+    """Converts ``x`` and checks its dtype is one of ``dtypes`` and its static shape matches
+    ``expected_shape`` (None = any size). Raises ValueError naming the expected form."""
+    x = tf.convert_to_tensor(x) if not isinstance(x, tf.Tensor) else x
+    dtypes = tuple(tf.as_dtype(d) for d in dtypes)
+    want = f"{'/'.join(d.name for d in dtypes)} {_shape_str(expected_shape)}"
+    if x.dtype not in dtypes:
+        raise ValueError(f"{name}: expected {want}, got dtype {x.dtype.name} with shape {_shape_str(x.shape)}")
+    if x.shape.rank is not None:
+        ok = x.shape.rank == len(expected_shape) and all(
+            e is None or d is None or int(d) == int(e) for d, e in zip(x.shape, expected_shape))
+        if not ok:
+            raise ValueError(f"{name}: expected {want}, got shape {_shape_str(x.shape)}")
+    return x
+
+
+def check_state(state, state_spec: dict, batch) -> dict:
+    """``state`` must be a dict with exactly the keys of ``state_spec`` and shapes ``[B, *spec]``."""
+    if not isinstance(state, dict) or set(state) != set(state_spec):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"state: expected a dict with keys {sorted(state_spec)} "
+                         f"(from model.initial_state(batch_size)), got {got}")
+    return {k: check_tensor(f"state[{k!r}]", v, (batch,) + tuple(state_spec[k].shape), (tf.float32,))
+            for k, v in state.items()}
