@@ -12,11 +12,19 @@ import importlib
 import os
 import sys
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
+
 # (module, one-line summary); the module registers the subcommand(s) it names.
 SUBCOMMANDS = [
     ("pipelines.commands.describe", "describe"),
     ("pipelines.commands.export", "export"),
     ("pipelines.commands.bench", "bench"),
+    ("pipelines.commands.replay", "replay"),
+    ("pipelines.commands.actor", "actor"),
+    ("pipelines.commands.learner", "learner"),
+    ("pipelines.commands.train", "train"),
+    ("pipelines.commands.analyze", "analyze"),
+    ("pipelines.commands.classify", "classify"),
 ]
 
 
@@ -38,7 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -25,7 +25,7 @@ class AnalysisConfig:
     overlay_alpha: float = 0.6          # weight of the attention light on the frame
     video_fps: int = 15
     video_scale: int = 2                # integer upscaling of every video frame
-    gif_max_frames: int = 300           # GIFs are large: keep at most this many frames
+    gif_max_frames: int = 150           # GIFs are large: subsample to at most this many frames
     # Saliency (Greydanus et al. 2017; SPEC §3).
     saliency_warmup: int = 201          # unperturbed frames before the first saliency frame (> 200)
     saliency_frames: Tuple[int, ...] = ()   # frame indices to perturb; () = the first allowed one

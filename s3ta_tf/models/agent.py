@@ -138,6 +138,7 @@ class Agent(tf.keras.Model):
         """One step (actor path). observation uint8 ``[B, H, W, 3]``, prev_action int32 ``[B]``,
         prev_reward float32 ``[B]``, state from :meth:`initial_state`, first bool ``[B]``.
         Returns ``(outputs, new_state)`` (see docs/API.md)."""
+        observation = tf.convert_to_tensor(observation)
         batch = observation.shape[0] if observation.shape.rank else None
         observation, prev_action, prev_reward, first, state = self._check_inputs(
             observation, prev_action, prev_reward, first, state, (batch,))
@@ -155,10 +156,12 @@ class Agent(tf.keras.Model):
             observations, prev_actions, prev_rewards, firsts, state, (batch, steps))
         encoded = self._encode(tf.reshape(observations, (-1,) + self._observation_shape))
         encoded = tf.reshape(encoded, tf.concat([tf.shape(observations)[:2], tf.shape(encoded)[1:]], 0))
+        # tf.unstack (not encoded[:, t]): its gradient is one stack, where a slice's gradient
+        # would materialise a full [B, T, ...] tensor per step.
         per_step = []
-        for t in range(steps):
-            out, state = self._recurrent_step(encoded[:, t], prev_actions[:, t], prev_rewards[:, t], state,
-                                              firsts[:, t])
+        for enc_t, a_t, r_t, f_t in zip(*(tf.unstack(x, axis=1) for x in (encoded, prev_actions, prev_rewards,
+                                                                         firsts))):
+            out, state = self._recurrent_step(enc_t, a_t, r_t, state, f_t)
             per_step.append(out)
         outputs = {k: tf.stack([o[k] for o in per_step], axis=1) for k in per_step[0]}
         return outputs, state

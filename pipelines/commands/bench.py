@@ -1,0 +1,42 @@
+"""``s3ta bench``: benchmarks writing JSON under bench/results/ (see each target's --help)."""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+
+# target -> (module, function(out_path, args) -> dict, help)
+TARGETS = {
+    "model": ("s3ta_tf.bench", "run_model_benchmark",
+              "actor-step latency (batch 1, 16) and learner samples/s (unroll 50 x batch 32, "
+              "forward+backward+RMSProp) in float32 and bfloat16, GFLOP/s against the measured peak"),
+}
+
+
+def register(sub):
+    p = sub.add_parser("bench", help="run a benchmark and write JSON under bench/results/",
+                       description="Benchmarks. Results are printed and written as JSON to "
+                                   "--out-dir/<target>-<timestamp>.json and <target>-latest.json. "
+                                   "Targets: " + "; ".join(f"'{k}': {v[2]}" for k, v in TARGETS.items()))
+    p.add_argument("target", choices=sorted(TARGETS), help="what to benchmark")
+    p.add_argument("--out-dir", default="bench/results", help="where the JSON goes (default: bench/results)")
+    p.add_argument("--preset", default="paper", help="model preset (default: paper)")
+    p.add_argument("--agent", default="attention", help="model variant (default: attention)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier numbers)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    module, fn, _ = TARGETS[args.target]
+    os.makedirs(args.out_dir, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_path = os.path.join(args.out_dir, f"{args.target}-{stamp}.json")
+    result = getattr(importlib.import_module(module), fn)(out_path, args)
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.join(args.out_dir, f"{args.target}-latest.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    print(f"wrote {out_path}")
+    return 0

@@ -1,0 +1,42 @@
+"""``s3ta export``: write a SavedModel with the one-step and initial-state signatures."""
+from __future__ import annotations
+
+import os
+
+from pipelines.commands.common import add_model_args, model_config_from_args
+
+
+def register(sub):
+    p = sub.add_parser("export", help="export a model as a SavedModel for serving",
+                       description="Write a SavedModel with signatures 'serving_default' (one agent step: "
+                                   "observation, prev_action, prev_reward and state_* tensors -> logits, "
+                                   "value, action, attention, what, where and the new state_*) and "
+                                   "'initial_state(batch_size)'. With --checkpoint the weights (and, if "
+                                   "present, the model config) come from a training run's checkpoint "
+                                   "directory; otherwise the model is freshly initialised. "
+                                   "Example: s3ta export --preset paper --agent attention --num-actions 6 "
+                                   "--out /tmp/pong_model")
+    add_model_args(p, num_actions_required=False)
+    p.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="checkpoint directory (with model_config.json) to take weights from")
+    p.add_argument("--out", required=True, metavar="DIR", help="output SavedModel directory")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from s3ta_tf import build_agent
+    from s3ta_tf.checkpoints import MODEL_CONFIG_FILE, load_agent, restore_model
+    from s3ta_tf.export import export_saved_model
+    if args.checkpoint and not os.path.isdir(args.checkpoint):
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such directory")
+    if args.checkpoint and os.path.exists(os.path.join(args.checkpoint, MODEL_CONFIG_FILE)):
+        model = load_agent(args.checkpoint)
+    else:
+        if args.num_actions is None:
+            raise ValueError("--num-actions is required unless --checkpoint has a model_config.json")
+        model = build_agent(model_config_from_args(args), args.agent, args.num_actions)
+        if args.checkpoint:
+            restore_model(model, args.checkpoint)
+    path = export_saved_model(model, args.out)
+    print(f"exported {model.variant} agent ({model.num_actions} actions) to {path}")
+    return 0

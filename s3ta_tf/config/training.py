@@ -1,0 +1,106 @@
+"""Configuration of distributed V-trace training (SPEC §2) and of the services running it.
+
+``paper`` holds the SPEC §2 numbers (unroll 50, batch 32, RMSProp 2e-4 / ε 0.01 / ρ 0.99,
+global-norm clip 1280, reward clip ±1, baseline cost 0.5, entropy cost 0.01, discount 0.99).
+``small`` keeps the loss and optimiser identical but trains in small batches on short
+unrolls with fewer environments, for tests and quick local runs. Presets are data only.
+
+Frames are emulator frames (agent steps × the environment's action repeat).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from s3ta_tf.config.overrides import apply_overrides
+
+GRADIENT_CLIP_MODES = ("global_norm", "value")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    # Environment (SPEC §2 "environment").
+    env_id: str = "ALE/Pong-v5"
+    full_action_space: bool = False
+    sticky_actions: bool = False
+    noop_max: Optional[int] = None          # None: the environment's default (30 for ALE)
+    max_episode_frames: Optional[int] = None  # None: the environment's default (108,000 for ALE)
+    # V-trace actor-critic loss (SPEC §2 "loss").
+    discount: float = 0.99
+    baseline_cost: float = 0.5
+    entropy_cost: float = 0.01
+    clip_rho_threshold: float = 1.0
+    clip_pg_rho_threshold: float = 1.0
+    clip_c_threshold: float = 1.0
+    reward_clip: float = 1.0
+    # Optimiser: RMSProp as in IMPALA (ε inside the square root), gradient clipping.
+    learning_rate: float = 2e-4
+    rmsprop_epsilon: float = 0.01
+    rmsprop_decay: float = 0.99
+    rmsprop_momentum: float = 0.0
+    gradient_clip: float = 1280.0
+    gradient_clip_mode: str = "global_norm"   # or "value": clip each gradient element to ±clip
+    # Trajectories: unroll_length transitions, unroll_length + 1 stored steps.
+    unroll_length: int = 50
+    batch_size: int = 32
+    # Replay service.
+    queue_size: int = 128                   # trajectories held by the FIFO queue table
+    # Actors.
+    num_actors: int = 4
+    envs_per_actor: int = 8
+    variable_pull_interval: int = 50        # actor steps between variable pulls
+    # Learner.
+    max_frames: int = 2_000_000_000
+    variable_push_interval: int = 1         # learner steps between variable pushes
+    summary_interval: int = 10              # learner steps between TensorBoard writes
+    checkpoint_interval_secs: float = 600.0
+    checkpoints_to_keep: int = 3
+    export_interval_steps: int = 10_000     # 0: export only at the end
+    seed: int = 0
+
+    def __post_init__(self):
+        positive = ("unroll_length", "batch_size", "queue_size", "num_actors", "envs_per_actor",
+                    "variable_pull_interval", "max_frames", "variable_push_interval",
+                    "summary_interval", "checkpoints_to_keep")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"TrainConfig.discount must be in [0, 1], got {self.discount}")
+        if self.learning_rate <= 0 or self.rmsprop_epsilon <= 0 or self.gradient_clip <= 0:
+            raise ValueError("TrainConfig.learning_rate, rmsprop_epsilon and gradient_clip must be > 0")
+        if self.gradient_clip_mode not in GRADIENT_CLIP_MODES:
+            raise ValueError(f"TrainConfig.gradient_clip_mode must be one of {GRADIENT_CLIP_MODES}, "
+                             f"got {self.gradient_clip_mode!r}")
+        if self.queue_size < self.batch_size:
+            raise ValueError(f"TrainConfig.queue_size ({self.queue_size}) must be >= batch_size "
+                             f"({self.batch_size})")
+
+    @property
+    def sequence_length(self) -> int:
+        """Steps stored per trajectory: the unroll plus the bootstrap step shared with the next."""
+        return self.unroll_length + 1
+
+
+TRAIN_PRESETS = {
+    "paper": TrainConfig(),
+    "small": TrainConfig(
+        unroll_length=20,
+        batch_size=8,
+        queue_size=32,
+        num_actors=2,
+        envs_per_actor=4,
+        variable_pull_interval=20,
+        max_frames=200_000,
+        summary_interval=5,
+        checkpoint_interval_secs=60.0,
+        export_interval_steps=1_000,
+    ),
+}
+
+
+def train_config(preset: str = "paper", overrides=None) -> TrainConfig:
+    """The named preset with ``overrides`` (``["field=value", ...]`` or a dict) applied."""
+    if preset not in TRAIN_PRESETS:
+        raise ValueError(f"unknown training preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
+    return apply_overrides(TRAIN_PRESETS[preset], overrides)

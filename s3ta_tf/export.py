@@ -1,0 +1,114 @@
+"""SavedModel export with explicit serving signatures.
+
+Signatures (state tensors are flattened to ``state_<name>`` for every key of
+``model.state_spec``; the same names come back as outputs so steps chain)::
+
+    serving_default(observation uint8 [B, H, W, 3], prev_action int32 [B],
+                    prev_reward float32 [B], state_<name> float32 [B, ...])
+        -> logits [B, A], value [B], action int32 [B] (greedy),
+           attention / what / where [B, N, h, w] (attention variants), state_<name>
+    initial_state(batch_size int32 []) -> state_<name> zeros
+
+The export also stores ``s3ta_config.json`` (preset fields, variant, num_actions) in
+``assets.extra/`` so tools can rebuild the Python model or check input shapes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from s3ta_tf.models.agent import Agent
+
+STATE_PREFIX = "state_"
+CONFIG_FILE = "s3ta_config.json"
+INTERPRETABILITY_OUTPUTS = ("attention", "what", "where")
+
+
+class _Untracked:
+    """Hides the Keras model from SavedModel's object tracking (Keras would try to trace its
+    own ``call``); its variables are tracked explicitly instead."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+class ServingModule(tf.Module):
+    """Holds the model's variables and the two signature functions."""
+
+    def __init__(self, model: Agent):
+        super().__init__(name="s3ta_serving")
+        self._agent = _Untracked(model)
+        self.model_variables = list(model.variables)
+        h, w, c = model.config.observation_shape
+        inputs = {
+            "observation": tf.TensorSpec([None, h, w, c], tf.uint8, name="observation"),
+            "prev_action": tf.TensorSpec([None], tf.int32, name="prev_action"),
+            "prev_reward": tf.TensorSpec([None], tf.float32, name="prev_reward"),
+        }
+        for k, spec in model.state_spec.items():
+            inputs[STATE_PREFIX + k] = tf.TensorSpec([None] + spec.shape.as_list(), tf.float32,
+                                                     name=STATE_PREFIX + k)
+        self.serve = tf.function(self._serve, input_signature=[inputs])
+        self.initial_state = tf.function(
+            self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+
+    def _serve(self, inputs):
+        state = {k[len(STATE_PREFIX):]: v for k, v in inputs.items() if k.startswith(STATE_PREFIX)}
+        out, new_state = self._agent.model.step(inputs["observation"], inputs["prev_action"], inputs["prev_reward"], state)
+        result = {"logits": out["logits"], "value": out["value"],
+                  "action": tf.argmax(out["logits"], axis=-1, output_type=tf.int32)}
+        result.update({k: out[k] for k in INTERPRETABILITY_OUTPUTS if k in out})
+        result.update({STATE_PREFIX + k: v for k, v in new_state.items()})
+        return result
+
+    def _initial_state(self, batch_size):
+        state = {STATE_PREFIX + k: v for k, v in self._agent.model.initial_state(batch_size).items()}
+        # A signature needs at least one output; the feed-forward baseline has no state.
+        return state or {"empty": tf.zeros([batch_size, 0])}
+
+
+def model_metadata(model: Agent) -> dict:
+    from s3ta_tf.config import to_dict
+    return {"config": to_dict(model.config), "variant": model.variant, "num_actions": model.num_actions,
+            "state_spec": {k: s.shape.as_list() for k, s in model.state_spec.items()}}
+
+
+def export_saved_model(model: Agent, out_dir: str) -> str:
+    """Writes the SavedModel to ``out_dir`` atomically (a sibling temp dir, then a rename)."""
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    module = ServingModule(model)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        tf.saved_model.save(module, tmp, signatures={
+            "serving_default": module.serve.get_concrete_function(),
+            "initial_state": module.initial_state.get_concrete_function()})
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, "assets.extra", CONFIG_FILE), "w") as f:
+            json.dump(model_metadata(model), f, indent=2)
+        if os.path.exists(out_dir):
+            old = out_dir + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_metadata(export_dir: str) -> dict:
+    """The ``s3ta_config.json`` of an exported model (FileNotFoundError naming the path if absent)."""
+    path = os.path.join(export_dir, "assets.extra", CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{export_dir} is not an s3ta SavedModel export (missing {path})")
+    with open(path) as f:
+        return json.load(f)
