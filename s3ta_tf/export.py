@@ -22,6 +22,7 @@ import tempfile
 import tensorflow as tf
 
 from s3ta_tf.models.agent import Agent
+from s3ta_tf.validation import assert_runtime_shapes
 
 STATE_PREFIX = "state_"
 CONFIG_FILE = "s3ta_config.json"
@@ -57,6 +58,11 @@ class ServingModule(tf.Module):
             self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
 
     def _serve(self, inputs):
+        model = self._agent.model
+        expected = {"observation": model.config.observation_shape, "prev_action": (), "prev_reward": ()}
+        expected.update({STATE_PREFIX + k: s.shape.as_list() for k, s in model.state_spec.items()})
+        with tf.control_dependencies(assert_runtime_shapes(inputs, expected)):
+            inputs = {k: tf.identity(v) for k, v in inputs.items()}
         state = {k[len(STATE_PREFIX):]: v for k, v in inputs.items() if k.startswith(STATE_PREFIX)}
         out, new_state = self._agent.model.step(inputs["observation"], inputs["prev_action"], inputs["prev_reward"], state)
         result = {"logits": out["logits"], "value": out["value"],

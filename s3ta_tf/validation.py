@@ -32,3 +32,25 @@ def check_state(state, state_spec: dict, batch) -> dict:
                          f"(from model.initial_state(batch_size)), got {got}")
     return {k: check_tensor(f"state[{k!r}]", v, (batch,) + tuple(state_spec[k].shape), (tf.float32,))
             for k, v in state.items()}
+
+
+def assert_runtime_shapes(named: dict, expected: dict):
+    """Graph-time checks for tensors whose static shape is unknown (exported signatures):
+    every ``named[k]`` must have shape ``[B, *expected[k]]`` with one B shared by all.
+    Returns control-dependency ops; the error names the input and the expected form."""
+    ops, batch = [], None
+    for k, x in named.items():
+        want = list(expected[k])
+        form = f"{k}: expected {x.dtype.name} [B, {', '.join(map(str, want))}]" if want else \
+            f"{k}: expected {x.dtype.name} [B]"
+        shape = tf.shape(x)
+        ops.append(tf.debugging.assert_equal(tf.size(shape), len(want) + 1, message=form + " (wrong rank)"))
+        if want:
+            ops.append(tf.debugging.assert_equal(shape[1:len(want) + 1], tf.constant(want, tf.int32),
+                                                 message=form))
+        if batch is None:
+            batch = shape[0]
+        else:
+            ops.append(tf.debugging.assert_equal(shape[0], batch,
+                                                 message=f"{k}: batch size differs from the other inputs"))
+    return ops

@@ -1,0 +1,40 @@
+# s3ta-tf: `make demo` and `make test` each create .venv from the pinned requirements when missing.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test bench freeze clean
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Reverb needs Python 3.11); set PY=/path/to/python3.11"; exit 2; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: train the small attention agent on MiniGrid with the embedded default (s3ta train, no flags)
+demo: venv
+	$(BIN)/s3ta train
+
+## test: the whole suite (real Reverb, ALE, TFDS builders; < 20 min on 2 cores)
+test: venv
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## bench: all benchmarks, JSON under bench/results/
+bench: venv
+	$(BIN)/s3ta bench model
+	$(BIN)/s3ta bench analysis
+	$(BIN)/s3ta bench classify
+	$(BIN)/s3ta bench e2e
+
+freeze: venv
+	{ echo "# Pinned environment for Python 3.11 (tensorflow 2.15.1 stack). Regenerate with 'make freeze'."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^s3ta'; } > requirements.txt
+
+clean:
+	rm -rf $(VENV) build *.egg-info
