@@ -18,7 +18,7 @@ def mass_along_axes(attention: np.ndarray):
 def plot_weight_distribution(attention: np.ndarray, path: str, title: str = "") -> str:
     """Plots, per head, the mass along x and along y over a sequence ``attention [T, N, h, w]``.
 
-    Mean over time with the 10–90 % band; writes a PNG at ``path`` and returns it.
+    Mean over time with the 10–90 % band and the uniform level; writes a PNG at ``path`` and returns it.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -38,6 +38,7 @@ def plot_weight_distribution(attention: np.ndarray, path: str, title: str = "") 
             ax.fill_between(pos, np.percentile(data, 10, axis=0), np.percentile(data, 90, axis=0),
                             alpha=0.3, color="tab:blue", label="10–90 %")
             ax.plot(pos, data.mean(0), color="tab:blue", label="mean")
+            ax.axhline(1.0 / data.shape[1], color="grey", lw=0.8, ls=":", label="uniform")
             ax.set_xlim(0, data.shape[1] - 1)
             ax.set_ylim(bottom=0)
             ax.set_title(f"head {head}: mass along {axis_name}", fontsize=9)

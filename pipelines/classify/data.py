@@ -94,6 +94,14 @@ def check_imagenet_manual_dir(manual_dir: str) -> None:
         if first is None or not pattern.match(os.path.basename(first)) or "/" in first:
             raise ValueError(f"{path} has the wrong layout: its first member is {first!r}, "
                              f"expected {form} at the top level")
+        if path == train and first[:-4] not in _imagenet_synsets():
+            raise ValueError(f"{path}: {first!r} is not one of the 1000 ILSVRC2012 synsets "
+                             f"(TFDS imagenet2012 labels.txt)")
+
+
+def _imagenet_synsets() -> set:
+    path = tfds.core.tfds_path("datasets/imagenet2012/labels.txt")
+    return set(path.read_text().split())
 
 
 def _download_config(manual_dir: Optional[str]) -> tfds.download.DownloadConfig:
@@ -227,9 +235,13 @@ def center_crop(image: tf.Tensor, size: int, crop_fraction: float) -> tf.Tensor:
     scale = (size / crop_fraction) / tf.minimum(h, w)
     nh = tf.maximum(size, tf.cast(tf.round(h * scale), tf.int32))
     nw = tf.maximum(size, tf.cast(tf.round(w * scale), tf.int32))
-    resized = tf.image.resize(image, tf.stack([nh, nw]), method="bilinear")
+    lead = shape[:-3]
+    flat = tf.reshape(image, tf.concat([[-1], shape[-3:]], 0))      # tf.image wants rank 4
+    resized = tf.image.resize(flat, tf.stack([nh, nw]), method="bilinear")
     top, left = (nh - size) // 2, (nw - size) // 2
-    return resized[..., top:top + size, left:left + size, :]
+    crop = resized[:, top:top + size, left:left + size, :]
+    out = tf.reshape(crop, tf.concat([lead, [size, size, shape[-1]]], 0))
+    return tf.ensure_shape(out, image.shape[:-3].concatenate([size, size, image.shape[-1]]))
 
 
 def eval_image(image: tf.Tensor, cfg: ClassifyDataConfig) -> tf.Tensor:
@@ -244,24 +256,40 @@ def video_frames(video: tf.Tensor, cfg: ClassifyDataConfig) -> tf.Tensor:
     return tf.ensure_shape(x, (None, cfg.image_size, cfg.image_size, 3))
 
 
+def decode_image(data: tf.Tensor) -> tf.Tensor:
+    """Encoded image bytes (JPEG/PNG/...) -> uint8 ``[H, W, 3]``."""
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def decode_video(frames: tf.Tensor) -> tf.Tensor:
+    """Encoded frames string ``[T]`` -> uint8 ``[T, H, W, 3]``."""
+    return tf.map_fn(decode_image, frames, fn_output_signature=tf.uint8)
+
+
 def make_pipeline(data: LoadedDataset, split: str, cfg: ClassifyDataConfig, batch_size: int,
                   training: bool, repeat: Optional[bool] = None, seed: Optional[int] = None
                   ) -> tf.data.Dataset:
-    """Batched ``(inputs, labels)``: shuffled, augmented and repeated when ``training``."""
+    """Batched ``(inputs, labels)``: shuffled, augmented and repeated when ``training``.
+
+    Examples are shuffled while still encoded (TFDS ``SkipDecoding``) and decoded after, so
+    the shuffle buffer holds compressed bytes, not decoded images or clips.
+    """
     data.check_split(split)
-    ds = data.builder.as_dataset(split=split, shuffle_files=training,
-                                 read_config=tfds.ReadConfig(shuffle_seed=seed))
     key = data.input_key
+    ds = data.builder.as_dataset(split=split, shuffle_files=training,
+                                 decoders={key: tfds.decode.SkipDecoding()},
+                                 read_config=tfds.ReadConfig(shuffle_seed=seed))
     if data.is_video:
-        fn = lambda ex: (video_frames(ex[key], cfg), tf.cast(ex["label"], tf.int32))  # noqa: E731
+        prep = lambda x: video_frames(decode_video(x), cfg)  # noqa: E731
     elif training:
-        fn = lambda ex: (train_image(ex[key], cfg), tf.cast(ex["label"], tf.int32))  # noqa: E731
+        prep = lambda x: train_image(decode_image(x), cfg)  # noqa: E731
     else:
-        fn = lambda ex: (eval_image(ex[key], cfg), tf.cast(ex["label"], tf.int32))  # noqa: E731
+        prep = lambda x: eval_image(decode_image(x), cfg)  # noqa: E731
     if training:
         ds = ds.shuffle(min(cfg.shuffle_buffer, max(1, data.num_examples(split))), seed=seed)
     if training if repeat is None else repeat:
         ds = ds.repeat()
-    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda ex: (prep(ex[key]), tf.cast(ex["label"], tf.int32)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -11,6 +11,9 @@ TARGETS = {
     "model": ("s3ta_tf.bench", "run_model_benchmark",
               "actor-step latency (batch 1, 16) and learner samples/s (unroll 50 x batch 32, "
               "forward+backward+RMSProp) in float32 and bfloat16, GFLOP/s against the measured peak"),
+    "analysis": ("pipelines.analysis.bench", "run_analysis_benchmark",
+                 "seconds per analysed frame: overlays (panels + MP4/GIF) and Greydanus saliency at stride 5 "
+                 "on 210x160 frames, batched, attention agent and feed-forward baseline"),
 }
 
 

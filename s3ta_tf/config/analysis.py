@@ -26,6 +26,7 @@ class AnalysisConfig:
     video_fps: int = 15
     video_scale: int = 2                # integer upscaling of every video frame
     gif_max_frames: int = 150           # GIFs are large: subsample to at most this many frames
+    report_gif_max_mb: float = 4.0      # embed a GIF in report.html only up to this size (MP4s always)
     # Saliency (Greydanus et al. 2017; SPEC §3).
     saliency_warmup: int = 201          # unperturbed frames before the first saliency frame (> 200)
     saliency_frames: Tuple[int, ...] = ()   # frame indices to perturb; () = the first allowed one
@@ -50,6 +51,8 @@ class AnalysisConfig:
                      "probe_duration", "gif_max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.report_gif_max_mb < 0:
+            raise ValueError(f"report_gif_max_mb must be >= 0, got {self.report_gif_max_mb}")
         if self.saliency_warmup < 0:
             raise ValueError(f"saliency_warmup must be >= 0, got {self.saliency_warmup}")
         if self.saliency_mask_sigma <= 0 or self.saliency_blur_sigma <= 0:

@@ -33,11 +33,13 @@ class TrainConfig:
     clip_pg_rho_threshold: float = 1.0
     clip_c_threshold: float = 1.0
     reward_clip: float = 1.0
-    # Optimiser: RMSProp as in IMPALA (ε inside the square root), gradient clipping.
+    # Optimiser: RMSProp as in IMPALA (TF1's: ε inside the square root, mean square starting
+    # at 1), gradient clipping.
     learning_rate: float = 2e-4
     rmsprop_epsilon: float = 0.01
     rmsprop_decay: float = 0.99
     rmsprop_momentum: float = 0.0
+    rmsprop_initial_mean_square: float = 1.0
     gradient_clip: float = 1280.0
     gradient_clip_mode: str = "global_norm"   # or "value": clip each gradient element to ±clip
     # Trajectories: unroll_length transitions, unroll_length + 1 stored steps.

@@ -1,0 +1,110 @@
+"""Video panels and writers: frames + per-head rows + a caption, as MP4 (ffmpeg) and GIF.
+
+MP4s are H.264 (yuv420p) through imageio with the ffmpeg binary of the ``imageio-ffmpeg``
+wheel; GIFs through Pillow.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+CAPTION_HEIGHT = 14
+LABEL_COLOUR = (255, 255, 0)
+
+
+def _draw_text(image: np.ndarray, xy, text: str, colour=(255, 255, 255)) -> np.ndarray:
+    from PIL import Image, ImageDraw
+    im = Image.fromarray(image)
+    ImageDraw.Draw(im).text(xy, text, fill=colour)
+    return np.asarray(im)
+
+
+def panel(frame: np.ndarray, rows: np.ndarray, caption: str = "",
+          row_labels: Optional[Sequence[str]] = None, scale: int = 1) -> np.ndarray:
+    """One video frame: a caption strip, the ``frame [H, W, 3]``, then one row per
+    ``rows [N, H, W, 3]`` (labelled), all upscaled by the integer ``scale``. uint8."""
+    frame, rows = np.asarray(frame, np.uint8), np.asarray(rows, np.uint8)
+    if rows.shape[1:] != frame.shape:
+        raise ValueError(f"rows {rows.shape} must be [N, {', '.join(map(str, frame.shape))}] like the frame")
+    stack = np.concatenate([frame[None], rows], 0)
+    if scale > 1:
+        stack = stack.repeat(scale, axis=1).repeat(scale, axis=2)
+    if row_labels:
+        stack = np.stack([stack[0]] + [_draw_text(r, (2, 1), lbl, LABEL_COLOUR)
+                                       for r, lbl in zip(stack[1:], row_labels)])
+    body = stack.reshape(-1, *stack.shape[2:])
+    strip = np.zeros((CAPTION_HEIGHT, body.shape[1], 3), np.uint8)
+    if caption:
+        strip = _draw_text(strip, (2, 1), caption)
+    return np.concatenate([strip, body], 0)
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    """Pads ``[T, H, W, 3]`` with black to even H and W (needed by yuv420p)."""
+    h, w = frames.shape[1:3]
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: int = 15) -> str:
+    """H.264 MP4 of uint8 ``frames [T, H, W, 3]``; written to a temp name, then renamed."""
+    import imageio.v2 as imageio
+    frames = _even(np.asarray(frames, np.uint8))
+    tmp = path + ".tmp.mp4"
+    writer = imageio.get_writer(tmp, fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=2,
+                                ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
+    try:
+        for f in frames:
+            writer.append_data(f)
+    finally:
+        writer.close()
+    os.replace(tmp, path)
+    return path
+
+
+def write_gif(path: str, frames: np.ndarray, fps: int = 15, max_frames: Optional[int] = None) -> str:
+    """Looping GIF of ``frames [T, H, W, 3]`` (evenly subsampled to ``max_frames`` if longer)."""
+    from PIL import Image
+    frames = np.asarray(frames, np.uint8)
+    step = 1
+    if max_frames and len(frames) > max_frames:
+        step = int(np.ceil(len(frames) / max_frames))
+        frames = frames[::step]
+    images = [Image.fromarray(f) for f in frames]
+    tmp = path + ".tmp.gif"
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                   duration=int(round(1000.0 * step / fps)), loop=0)
+    os.replace(tmp, path)
+    return path
+
+
+def read_video(path: str) -> np.ndarray:
+    """All frames of a video/GIF as uint8 ``[T, H, W, 3]`` (for tests and notebooks)."""
+    import imageio.v2 as imageio
+    if path.endswith(".gif"):
+        from PIL import Image, ImageSequence
+        with Image.open(path) as im:
+            return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)])
+    reader = imageio.get_reader(path)
+    try:
+        return np.stack([np.asarray(f)[..., :3] for f in reader])
+    finally:
+        reader.close()
+
+
+def labelled_row(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 4) -> np.ndarray:
+    """Images of equal height side by side with a caption strip each: uint8 ``[CAPTION + H, ΣW, 3]``."""
+    cols = []
+    for im, lbl in zip(images, labels):
+        im = np.asarray(im, np.uint8)
+        strip = _draw_text(np.zeros((CAPTION_HEIGHT, im.shape[1], 3), np.uint8), (2, 1), lbl)
+        cols.append(np.concatenate([strip, im], 0))
+        cols.append(np.zeros((CAPTION_HEIGHT + im.shape[0], gap, 3), np.uint8))
+    return np.concatenate(cols[:-1], 1)
+
+
+def write_png(path: str, image: np.ndarray) -> str:
+    from PIL import Image
+    Image.fromarray(np.asarray(image, np.uint8)).save(path)
+    return path

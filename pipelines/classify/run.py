@@ -1,0 +1,93 @@
+"""A classification run directory: what was trained, and how to rebuild it.
+
+``root_dir/run.json`` (written atomically at the start of training) records the config, the
+dataset, its classes and the model variant; ``root_dir/checkpoints/`` holds
+``tf.train.CheckpointManager`` checkpoints (TensorFlow writes each bundle to ``*.tempstate*``
+files and renames them, and rewrites the ``checkpoint`` index file atomically, so a crash
+mid-save leaves the previous checkpoint as the latest); ``root_dir/tensorboard/`` the
+summaries.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+from s3ta_tf.config.classify import (ClassifyConfig, classify_config_from_dict,
+                                     classify_config_to_dict)
+from s3ta_tf.models.classifier import build_classifier
+
+RUN_FILE = "run.json"
+
+
+@dataclasses.dataclass
+class RunInfo:
+    config: ClassifyConfig
+    dataset: str
+    class_names: list
+    variant: str
+    video: bool
+    seq_len: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> dict:
+        return {"config": classify_config_to_dict(self.config), "dataset": self.dataset,
+                "class_names": list(self.class_names), "variant": self.variant,
+                "video": self.video, "seq_len": self.seq_len}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunInfo":
+        return cls(config=classify_config_from_dict(d["config"]), dataset=d["dataset"],
+                   class_names=list(d["class_names"]), variant=d["variant"],
+                   video=bool(d["video"]), seq_len=int(d["seq_len"]))
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_run_info(root_dir: str, info: RunInfo) -> None:
+    os.makedirs(root_dir, exist_ok=True)
+    atomic_write_text(os.path.join(root_dir, RUN_FILE), json.dumps(info.to_json(), indent=2))
+
+
+def load_run_info(root_dir: str) -> RunInfo:
+    path = os.path.join(root_dir, RUN_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{root_dir} is not a classification run directory: no "
+                                f"{RUN_FILE} (create one with 's3ta classify train "
+                                f"--root-dir {root_dir}')")
+    with open(path) as f:
+        return RunInfo.from_json(json.load(f))
+
+
+def build_model(info: RunInfo):
+    c = info.config
+    return build_classifier(c.model, info.num_classes, c.data.image_size, variant=info.variant,
+                            video=info.video, seq_len=info.seq_len)
+
+
+def checkpoint_dir(root_dir: str) -> str:
+    return os.path.join(root_dir, "checkpoints")
+
+
+def restore_model(root_dir: str, checkpoint: Optional[str] = None):
+    """Rebuilds the run's model and restores the latest (or given) checkpoint's weights."""
+    info = load_run_info(root_dir)
+    model = build_model(info)
+    path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir(root_dir))
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(root_dir)}; train first")
+    tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    return info, model, path

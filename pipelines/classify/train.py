@@ -1,0 +1,139 @@
+"""``s3ta classify train``: supervised training of an S3TA classifier (SPEC §4).
+
+A small custom loop: SGD with momentum and a piecewise-constant learning rate (×decay at
+each boundary), weight decay as an L2 penalty ``wd · Σ ½‖W‖²`` on every kernel, cross-entropy
+on the final accumulated logits, and the T curriculum (``train.curriculum_seq_len`` until
+``train.curriculum_steps``, then the requested T; one traced step function per T).
+Progress bar with images/s and ETA, TensorBoard scalars, atomic checkpoints every
+``train.checkpoint_every`` steps and at the end; a rerun with the same ``--root-dir``
+resumes from the latest checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Optional
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from pipelines.classify.data import LoadedDataset, load_dataset, make_pipeline
+from pipelines.classify.run import (RunInfo, build_model, checkpoint_dir, load_run_info,
+                                    save_run_info)
+from s3ta_tf.config.classify import ClassifyConfig, ClassifyTrainConfig
+
+
+def learning_rate_schedule(cfg: ClassifyTrainConfig, seq_len: int):
+    """Piecewise constant: base lr (by final T), ×lr_decay at each of lr_boundaries."""
+    base = cfg.base_learning_rate(seq_len)
+    values = [base * cfg.lr_decay ** i for i in range(len(cfg.lr_boundaries) + 1)]
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(list(cfg.lr_boundaries), values)
+
+
+def weight_decay_penalty(model: tf.keras.Model, weight_decay: float) -> tf.Tensor:
+    """``wd · Σ ½‖W‖²`` over the trainable kernels (biases, BN and the basis excluded)."""
+    kernels = [v for v in model.trainable_variables if "kernel" in v.name]
+    if weight_decay <= 0 or not kernels:
+        return tf.constant(0.0)
+    return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels])
+
+
+def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Mean cross-entropy of ``logits [B, K]`` against int ``labels [B]``."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+
+def make_train_step(model, optimizer, weight_decay: float) -> Callable:
+    """Returns ``step(inputs, labels, seq_len) -> dict`` (a tf.function per static T)."""
+
+    @tf.function
+    def step(inputs, labels, seq_len):
+        with tf.GradientTape() as tape:
+            out = model(inputs, seq_len=seq_len, training=True)
+            ce = classification_loss(out["logits"], labels)
+            loss = ce + weight_decay_penalty(model, weight_decay)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = tf.equal(tf.argmax(out["logits"], -1, output_type=tf.int32), labels)
+        return {"loss": loss, "cross_entropy": ce,
+                "accuracy": tf.reduce_mean(tf.cast(correct, tf.float32))}
+
+    return step
+
+
+def make_optimizer(cfg: ClassifyTrainConfig, seq_len: int) -> tf.keras.optimizers.Optimizer:
+    return tf.keras.optimizers.SGD(learning_rate=learning_rate_schedule(cfg, seq_len),
+                                   momentum=cfg.momentum)
+
+
+def _run_info(root_dir, cfg, data: LoadedDataset, variant, seq_len) -> RunInfo:
+    """A new run's info, or the saved one when resuming (which must match)."""
+    info = RunInfo(config=cfg, dataset=data.name, class_names=data.class_names,
+                   variant=variant, video=data.is_video, seq_len=seq_len)
+    if os.path.isfile(os.path.join(root_dir, "run.json")):
+        saved = load_run_info(root_dir)
+        for field in ("dataset", "variant", "video", "class_names"):
+            if getattr(saved, field) != getattr(info, field):
+                raise ValueError(f"--root-dir {root_dir} holds a run with a different "
+                                 f"{field} ({getattr(saved, field)!r}); use a new --root-dir")
+        if saved.config.model != cfg.model:
+            raise ValueError(f"--root-dir {root_dir} holds a run with a different model "
+                             f"config; use a new --root-dir or the same preset/overrides")
+    return info
+
+
+def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
+          manual_dir: Optional[str] = None, variant: str = "s3ta",
+          steps: Optional[int] = None, seed: int = 0, progress: bool = True) -> dict:
+    """Trains (or resumes) until ``steps`` (default ``train.total_steps``); returns metrics."""
+    tf.random.set_seed(seed)
+    tcfg = cfg.train
+    total = int(steps or tcfg.total_steps)
+    data = load_dataset(dataset, data_dir, manual_dir, num_frames=cfg.data.num_frames,
+                        frame_size=cfg.data.image_size)
+    seq_len = cfg.data.num_frames if data.is_video else cfg.seq_len
+    info = _run_info(root_dir, cfg, data, variant, seq_len)
+    save_run_info(root_dir, info)
+    model = build_model(info)
+    optimizer = make_optimizer(tcfg, seq_len)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(root_dir),
+                                         max_to_keep=tcfg.keep_checkpoints)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    start = int(optimizer.iterations.numpy())
+    writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+    step_fn = make_train_step(model, optimizer, tcfg.weight_decay)
+    batches = iter(make_pipeline(data, "train", cfg.data, tcfg.batch_size, training=True,
+                                 seed=seed))
+    metrics, t_window, n_window = {}, time.perf_counter(), 0
+    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", desc="train",
+               dynamic_ncols=True)
+    step = start
+    while step < total:
+        t = tcfg.seq_len_at(step, seq_len) if not data.is_video else seq_len
+        inputs, labels = next(batches)
+        metrics = {k: float(v) for k, v in step_fn(inputs, labels, t).items()}
+        step = int(optimizer.iterations.numpy())
+        n_window += int(labels.shape[0])
+        bar.update(1)
+        if step % tcfg.summary_every == 0 or step == total:
+            rate = n_window / max(time.perf_counter() - t_window, 1e-9)
+            t_window, n_window = time.perf_counter(), 0
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.2f}",
+                            T=t, img_s=f"{rate:.1f}")
+            with writer.as_default(step=step):
+                for k, v in metrics.items():
+                    tf.summary.scalar(f"train/{k}", v)
+                tf.summary.scalar("train/learning_rate",
+                                  float(optimizer.learning_rate.numpy()))
+                tf.summary.scalar("train/seq_len", t)
+                tf.summary.scalar("train/images_per_second", rate)
+        if step % tcfg.checkpoint_every == 0:
+            manager.save(checkpoint_number=step)
+    bar.close()
+    if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
+        manager.save(checkpoint_number=step)
+    writer.flush()
+    return {"step": step, "resumed_from": start, "checkpoint": manager.latest_checkpoint,
+            **metrics}

@@ -1,0 +1,78 @@
+"""``s3ta analyze``: interpretability analyses of a trained agent (SPEC §3) and an HTML report."""
+from __future__ import annotations
+
+import argparse
+
+from s3ta_tf.config.analysis import ANALYSIS_PRESETS, POLICIES, analysis_config
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "analyze",
+        help="run an agent and write attention overlays, what/where, saliency, probe and a report",
+        description="Runs the agent in the environment for --steps steps and writes to --out: attention "
+                    "overlay videos (MP4 + GIF, one row per head), what/where videos, per-head weight "
+                    "distributions, Greydanus perturbation saliency (agent and optional baseline) on chosen "
+                    "frames after a >200-frame warm-up, a novel-state sprite probe, per-head faithfulness "
+                    "(attention vs saliency) and one self-contained report.html.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, metavar="DIR",
+                   help="an exported SavedModel ('s3ta export') or a checkpoint directory with model_config.json")
+    p.add_argument("--env", default="ALE/MsPacman-v5", metavar="ENV_ID",
+                   help="gymnasium environment id (ALE v5 ids such as ALE/MsPacman-v5)")
+    p.add_argument("--steps", type=int, default=300, help="agent steps to run and analyse")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+    p.add_argument("--baseline-model", metavar="DIR", default=None,
+                   help="a second model (e.g. the feed-forward baseline) whose saliency is computed on the "
+                        "same frames")
+    p.add_argument("--preset", default="paper", choices=sorted(ANALYSIS_PRESETS),
+                   help="analysis preset ('small': short warm-up, coarse saliency grid, for quick looks)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override an AnalysisConfig field (s3ta_tf/config/analysis.py), e.g. "
+                        "--set saliency_stride=10 (repeatable)")
+    p.add_argument("--saliency-frames", default=None, metavar="T[,T...]",
+                   help="frame indices to perturb (each >= saliency_warmup); default: the first after the "
+                        "warm-up")
+    p.add_argument("--policy", choices=POLICIES, default=None, help="how actions are chosen (default: sample)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the environment and the action sampling")
+    p.add_argument("--sprite", default=None, metavar="PNG", help="sprite for the novel-state probe")
+    p.add_argument("--probe-time", type=int, default=None, help="first step showing the sprite (default: steps/2)")
+    p.add_argument("--probe-position", default=None, metavar="Y,X", help="top-left pixel of the sprite")
+    p.add_argument("--resize-observations", action="store_true",
+                   help="resize frames to the model's input shape instead of failing on a mismatch")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args):
+    overrides = list(args.overrides)
+    for flag, field in (("saliency_frames", "saliency_frames"), ("policy", "policy"), ("seed", "seed"),
+                        ("sprite", "probe_sprite"), ("probe_time", "probe_time"),
+                        ("probe_position", "probe_position")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{field}={value}")
+    return analysis_config(args.preset, overrides)
+
+
+def run(args) -> int:
+    from pipelines.analysis.novel_state import load_sprite
+    from pipelines.analysis.pipeline import analyze
+    from pipelines.analysis.rollout import make_analysis_environment
+    from pipelines.analysis.stepper import load_stepper
+
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    cfg = config_from_args(args)
+    sprite = load_sprite(cfg.probe_sprite) if cfg.probe_sprite else None
+    stepper = load_stepper(args.model)
+    baseline = load_stepper(args.baseline_model) if args.baseline_model else None
+
+    def make_env():
+        return make_analysis_environment(args.env, stepper, cfg.seed, args.resize_observations)
+
+    make_env().close()   # fail fast on a bad env id or a model/env mismatch
+    summary = analyze(stepper, make_env, args.steps, args.out, cfg, baseline=baseline, sprite=sprite,
+                      progress=not args.quiet)
+    print(summary["files"]["report"])
+    return 0

@@ -1,0 +1,141 @@
+"""``s3ta classify``: supervised S3TA through TensorFlow Datasets (SPEC §4).
+
+Sub-commands: ``train``, ``eval``, ``export``, ``attention``. Heavy imports happen inside the
+handlers so ``s3ta --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+DATASET_HELP = ("dataset: 'imagenet2012' (TFDS builder, official archives in --manual-dir), "
+                "'kinetics600' (the project's builder over clips and annotation CSVs in "
+                "--manual-dir), 'image_folder' (tfds.ImageFolder over --manual-dir laid out as "
+                "<split>/<label>/<image>), or any TFDS image dataset already prepared in "
+                "--data-dir. Nothing is downloaded.")
+
+
+def _add_data_args(p: argparse.ArgumentParser, need_dataset: bool) -> None:
+    g = p.add_argument_group("data")
+    if need_dataset:
+        g.add_argument("--dataset", required=True, help=DATASET_HELP)
+    g.add_argument("--data-dir", required=True,
+                   help="directory where TFDS prepares/reads datasets (tfds data_dir)")
+    g.add_argument("--manual-dir", default=None,
+                   help="directory holding the source data (archives, clips + CSVs, image "
+                        "folder); needed the first time a dataset is prepared")
+
+
+def _add_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root-dir", required=True,
+                   help="run directory: run.json, checkpoints/, tensorboard/, results")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "classify", help="supervised S3TA classification through TFDS (train/eval/export/attention)",
+        description="Supervised S3TA (SPEC §4): an image presented T times (ImageNet) or T "
+                    "video frames (Kinetics-600), attention queries from the accumulated "
+                    "logits. Run 's3ta classify SUB --help' for each sub-command.")
+    cs = p.add_subparsers(dest="classify_command", metavar="SUB")
+    cs.required = True
+
+    t = cs.add_parser("train", help="train (or resume) a classifier",
+                      description="Train with SGD momentum, piecewise lr, weight decay and the "
+                                  "T=4->8 curriculum of the preset; progress bar, TensorBoard "
+                                  "in ROOT/tensorboard, atomic checkpoints in ROOT/checkpoints; "
+                                  "rerunning with the same --root-dir resumes.")
+    _add_data_args(t, need_dataset=True)
+    _add_root(t)
+    t.add_argument("--preset", default=None, choices=("imagenet", "kinetics", "small"),
+                   help="configuration preset (default: kinetics for kinetics600, imagenet for "
+                        "imagenet2012, small otherwise)")
+    t.add_argument("--model", dest="variant", default="s3ta",
+                   choices=("s3ta", "resnet", "recurrent-resnet"),
+                   help="s3ta (default) or a baseline: plain ResNet, recurrent ResNet")
+    t.add_argument("--seq-len", type=int, default=None,
+                   help="T: times the image is presented (default: the preset's; video runs "
+                        "use data.num_frames)")
+    t.add_argument("--steps", type=int, default=None,
+                   help="train until this global step (default: train.total_steps)")
+    t.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
+                   help="compute precision (bfloat16 = mixed precision, float32 weights)")
+    t.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.FIELD=VALUE",
+                   help="override a config field, e.g. --set train.batch_size=256 "
+                        "--set model.num_heads=2 --set data.image_size=128 (repeatable)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    e = cs.add_parser("eval", help="top-1/top-5 accuracy on the validation split",
+                      description="Restore the latest checkpoint of --root-dir and report "
+                                  "top-1 and top-5 accuracy; also written to "
+                                  "ROOT/eval_<split>.json.")
+    _add_data_args(e, need_dataset=False)
+    _add_root(e)
+    e.add_argument("--split", default=None, help="split (default: validation, else test)")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--max-examples", type=int, default=None, help="evaluate at most this many")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=_eval)
+
+    x = cs.add_parser("export", help="SavedModel taking JPEG/PNG bytes (or video frames)",
+                      description="Write a SavedModel whose serving_default takes 'images' "
+                                  "(string [B] of JPEG/PNG bytes; video runs: 'frames' uint8 "
+                                  "[B,T,H,W,3]) and returns top-k classes, names, "
+                                  "probabilities, logits and the per-step attention maps. "
+                                  "Try it with saved_model_cli run.")
+    _add_root(x)
+    x.add_argument("--export-dir", required=True, help="new directory for the SavedModel")
+    x.add_argument("--top-k", type=int, default=5, help="classes returned (default 5)")
+    x.set_defaults(func=_export)
+
+    a = cs.add_parser("attention", help="picture of the attention over the T steps",
+                      description="Draw each head's attention at every step on held-out "
+                                  "examples (one row per head, one column per step).")
+    _add_data_args(a, need_dataset=False)
+    _add_root(a)
+    a.add_argument("--out", required=True, help="output PNG path")
+    a.add_argument("--split", default=None)
+    a.add_argument("--num-examples", type=int, default=4)
+    a.set_defaults(func=_attention)
+
+
+_DEFAULT_PRESET = {"imagenet2012": "imagenet", "kinetics600": "kinetics"}
+
+
+def _train(args) -> int:
+    from pipelines.classify.train import train
+    from s3ta_tf.config.classify import classify_config
+    overrides = list(args.overrides)
+    if args.precision:
+        overrides.append(f"model.precision={args.precision}")
+    preset = args.preset or _DEFAULT_PRESET.get(args.dataset, "small")
+    cfg = classify_config(preset, overrides, seq_len=args.seq_len)
+    result = train(cfg, args.dataset, args.data_dir, args.root_dir, args.manual_dir,
+                   variant=args.variant, steps=args.steps, seed=args.seed,
+                   progress=not args.no_progress)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _eval(args) -> int:
+    from pipelines.classify.evaluate import evaluate
+    result = evaluate(args.root_dir, args.data_dir, args.manual_dir, args.split,
+                      args.batch_size, args.max_examples, progress=not args.no_progress)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _export(args) -> int:
+    from pipelines.classify.export import export_classifier
+    print(json.dumps(export_classifier(args.root_dir, args.export_dir, args.top_k), indent=2))
+    return 0
+
+
+def _attention(args) -> int:
+    from pipelines.classify.attention import attention_picture
+    print(json.dumps(attention_picture(args.root_dir, args.data_dir, args.out, args.manual_dir,
+                                       args.split, args.num_examples), indent=2))
+    return 0

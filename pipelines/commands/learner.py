@@ -1,0 +1,37 @@
+"""``s3ta learner``: V-trace training from the replay queue."""
+from __future__ import annotations
+
+from pipelines.rl.cli_args import add_replay_address, add_root_dir, add_run_args, add_threads
+
+
+def register(sub):
+    p = sub.add_parser(
+        "learner", help="run the learner: V-trace updates on batches from replay",
+        description="Reads batches of trajectories from the replay queue, trains the V-trace agent "
+                    "(RMSProp, global-norm clipping, reward clipping; non-finite updates are skipped and "
+                    "logged), pushes variables to replay, writes TensorBoard summaries to "
+                    "ROOT/summaries/learner, checkpoints to ROOT/checkpoints (resumed automatically: "
+                    "train step and optimiser state) and exports SavedModels to ROOT/export "
+                    "periodically and at the end. Stops at max_frames (see --max-frames) or on "
+                    "SIGINT/SIGTERM, checkpointing first.")
+    add_run_args(p)
+    add_replay_address(p)
+    add_root_dir(p, required=True)
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="stop after consuming this many emulator frames (default: the preset's max_frames)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many updates (this session)")
+    add_threads(p, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pipelines.rl.cli_args import configure_threads, run_spec_from_args
+    from pipelines.rl.learner import run_learner
+    from pipelines.rl.lifecycle import StopFlag
+
+    if args.max_frames is not None:
+        args.train_overrides = list(args.train_overrides) + [f"max_frames={args.max_frames}"]
+    configure_threads(args.tf_threads)
+    stop = StopFlag().install()
+    return run_learner(run_spec_from_args(args), args.replay_address, args.root_dir, stop,
+                       max_steps=args.max_steps)

@@ -1,0 +1,152 @@
+"""``s3ta bench e2e``: end-to-end frames/s of ``s3ta train`` next to two bounds, in one run.
+
+1. **Raw ALE frames/s**: one ``make_environment(env)`` stepped with random actions in this
+   process (emulator frames: agent steps × 4).
+2. **Compute bound**: the measured float32 matmul peak (GFLOP/s, ``s3ta_tf.bench``) divided by
+   the GFLOP one emulator frame costs: per agent step, the actor's forward step plus the
+   learner's forward + backward (3× forward, ``s3ta_tf.flops``) = 4× the step's FLOPs, spread
+   over the 4 frames of the action repeat.
+3. **End to end**: ``s3ta train --env ENV --preset paper --agent attention`` with a queue no
+   larger than one batch (so actors are throttled to the learner's pace), run for
+   ``seconds``; frames/s is measured between the learner's first and last progress reports
+   after a warm-up, from the frames it consumed (batch × unroll × 4 per update), and the
+   actors' own frame rate is reported alongside.
+
+Reports frames/s, and the ratios to the raw ALE rate and to the compute bound.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from pipelines.rl.launcher import PROJECT_ROOT
+
+FORWARD_BACKWARD = 3.0  # learner forward + backward ≈ 3 forwards (s3ta_tf.flops convention)
+
+
+def raw_env_frames_per_second(env_id: str, seconds: float = 5.0) -> float:
+    import numpy as np
+    from agents.environments import make_environment
+
+    env = make_environment(env_id, seed=0)
+    rng = np.random.default_rng(0)
+    env.reset()
+    start, frames0 = time.perf_counter(), env.frame_count
+    while time.perf_counter() - start < seconds:
+        env.step(np.int32(rng.integers(env.num_actions)))
+    rate = (env.frame_count - frames0) / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def compute_bound(spec, num_actions: int, frames_per_step: int, peak_gflops: float) -> dict:
+    from s3ta_tf.flops import agent_step_flops
+
+    step_gflop = agent_step_flops(spec.agent, spec.variant, num_actions)["total"] / 1e9
+    per_agent_step = step_gflop * (1.0 + FORWARD_BACKWARD)
+    return {"gflop_per_actor_step": step_gflop, "gflop_per_learner_step": step_gflop * FORWARD_BACKWARD,
+            "gflop_per_agent_step": per_agent_step, "gflop_per_frame": per_agent_step / frames_per_step,
+            "frames_per_second": peak_gflops / per_agent_step * frames_per_step}
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: float,
+                  warmup_seconds: float, root_dir: str, extra_args=()) -> dict:
+    """Runs ``s3ta train`` for ``seconds`` and samples its progress files."""
+    from s3ta_tf.config.training import train_config
+
+    batch = train_config(preset).batch_size
+    argv = [sys.executable, "-m", "pipelines.cli", "train", "--env", env_id, "--preset", preset,
+            "--agent", agent, "--root-dir", root_dir, "--actors", str(actors),
+            "--max-frames", str(10 ** 12), "--train-set", f"queue_size={batch}",
+            "--train-set", "checkpoint_interval_secs=100000", "--train-set", "export_interval_steps=0",
+            *extra_args]
+    env = dict(os.environ, PYTHONPATH=PROJECT_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    log = open(os.path.join(root_dir, "bench-train.out"), "w")
+    proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    samples = []
+    start = time.time()
+    try:
+        while time.time() - start < seconds and proc.poll() is None:
+            time.sleep(2.0)
+            learner = _read(os.path.join(root_dir, "learner.json"))
+            actor_frames = sum((_read(p) or {}).get("frames", 0)
+                               for p in glob.glob(os.path.join(root_dir, "actors", "actor-*.json")))
+            samples.append({"t": time.time() - start,
+                            "learner_frames": learner["frames"] if learner else 0,
+                            "train_step": learner["train_step"] if learner else 0,
+                            "actor_frames": actor_frames})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    steady = [s for s in samples if s["t"] >= warmup_seconds]
+    result = {"seconds": seconds, "warmup_seconds": warmup_seconds, "samples": len(samples)}
+    for key in ("learner_frames", "actor_frames"):
+        changed = [s for s in steady if s[key] != steady[0][key]] if steady else []
+        if steady and changed:
+            first, last = steady[0], changed[-1]
+            result[key.replace("frames", "frames_per_second")] = (last[key] - first[key]) / (last["t"] - first["t"])
+        else:
+            result[key.replace("frames", "frames_per_second")] = None
+    result["train_steps"] = samples[-1]["train_step"] if samples else 0
+    return result
+
+
+def run_e2e_benchmark(out_path=None, args=None) -> dict:
+    from s3ta_tf.bench import matmul_peak_gflops
+    import tensorflow as tf
+    from pipelines.rl.run_spec import RunSpec
+
+    env_id = getattr(args, "env", None) or "ALE/Pong-v5"
+    preset = getattr(args, "preset", None) or "paper"
+    agent = getattr(args, "agent", None) or "attention"
+    quick = bool(getattr(args, "quick", False))
+    seconds = float(getattr(args, "seconds", None) or (150 if quick else 600))
+    actors = int(getattr(args, "actors", None) or 1)
+    spec = RunSpec.from_args(preset, agent, env_id=env_id)
+    env = spec.make_environment(seed=0)
+    num_actions, frames_per_step = env.num_actions, env.frames_per_step
+    env.close()
+
+    raw = raw_env_frames_per_second(env_id, seconds=3.0 if quick else 10.0)
+    peak = matmul_peak_gflops(tf.float32, seconds=2.0 if quick else 5.0)
+    bound = compute_bound(spec, num_actions, frames_per_step, peak)
+    root_dir = tempfile.mkdtemp(prefix="s3ta-bench-e2e-")
+    try:
+        train = measure_train(env_id, preset, agent, actors, seconds, warmup_seconds=seconds / 3,
+                              root_dir=root_dir)
+    finally:
+        shutil.rmtree(root_dir, ignore_errors=True)
+    fps = train["learner_frames_per_second"] or train["actor_frames_per_second"]
+    return {
+        "benchmark": "e2e", "env": env_id, "preset": preset, "agent": agent, "actors": actors,
+        "num_actions": num_actions, "frames_per_step": frames_per_step, "cpu_count": os.cpu_count(),
+        "frames_per_second": fps,
+        "frames_per_second_source": "learner" if train["learner_frames_per_second"] else "actors",
+        "train": train,
+        "raw_env_frames_per_second": raw,
+        "peak_gflops_float32": peak,
+        "compute_bound": bound,
+        "ratio_to_raw_env": fps / raw if fps else None,
+        "ratio_to_compute_bound": fps / bound["frames_per_second"] if fps else None,
+        "note": "frames are emulator frames (agent steps x action repeat); the compute bound counts the "
+                "actor forward plus the learner forward+backward (3x) per agent step",
+    }

@@ -1,0 +1,277 @@
+"""The local launcher behind ``s3ta train``: replay, learner and K actors as processes.
+
+Every service is ``python -m pipelines.cli <service> ...`` in its own process (no fork of a
+TensorFlow process), logging to ``ROOT/logs/<name>.log``. The launcher
+
+* starts the replay server, waits until it answers, then the learner and the actors;
+* restarts any service that exits while the run is not finished (a crashed actor, a
+  learner that resumes from its checkpoint, a replay server the others reconnect to);
+* shows a progress line (frames, frames/s, mean episode return, ETA) from ``ROOT/learner.json``
+  and the actors' episode logs;
+* on Ctrl-C / SIGTERM stops the actors, lets the learner checkpoint, then stops replay;
+* finishes when the learner exits after ``max_frames``.
+
+``ROOT/launcher.json`` lists the services' pids and restart counts (tests use it).
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+from pipelines.rl.lifecycle import StopFlag, log
+from pipelines.rl.run_spec import write_json_atomic
+
+POLL_SECS = 0.5
+RESTART_DELAY_SECS = 2.0
+MAX_QUICK_FAILURES = 5   # consecutive exits within QUICK_FAILURE_SECS of a start: give up
+QUICK_FAILURE_SECS = 30.0
+USAGE_ERROR = 2  # exit code of a CLI error (bad flags/config): restarting would not help
+STOP_TIMEOUT_SECS = 60.0
+LAUNCHER_FILE = "launcher.json"
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclasses.dataclass
+class Service:
+    """One service process, restartable."""
+    name: str
+    argv: List[str]
+    log_path: str
+    proc: Optional[subprocess.Popen] = None
+    restarts: int = 0
+    restart_at: Optional[float] = None
+    started_at: float = 0.0
+    quick_failures: int = 0
+
+    def start(self) -> None:
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        environ = dict(os.environ)
+        environ["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, environ.get("PYTHONPATH")) if p)
+        environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        environ["PYTHONUNBUFFERED"] = "1"
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=environ,
+                                         start_new_session=True, preexec_fn=_die_with_parent)
+        self.restart_at = None
+        self.started_at = time.time()
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.proc.pid if self.proc else None
+
+    def poll(self) -> Optional[int]:
+        return self.proc.poll() if self.proc else None
+
+    def signal(self, sig) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float) -> Optional[int]:
+        if not self.proc:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log_path) - 8000))
+                return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class EpisodeReturns:
+    """Follows the actors' episode logs (ROOT/actors/episodes-*.jsonl)."""
+
+    def __init__(self, root_dir: str, window: int = 100):
+        self.pattern = os.path.join(root_dir, "actors", "episodes-*.jsonl")
+        self.offsets, self.returns, self.window, self.count = {}, [], window, 0
+
+    def update(self) -> None:
+        for path in glob.glob(self.pattern):
+            with open(path) as f:
+                f.seek(self.offsets.get(path, 0))
+                while True:
+                    line = f.readline()
+                    if not line.endswith("\n"):
+                        break
+                    self.offsets[path] = f.tell()
+                    self.returns.append(json.loads(line)["return"])
+                    self.count += 1
+        self.returns = self.returns[-self.window:]
+
+    @property
+    def mean(self) -> Optional[float]:
+        return sum(self.returns) / len(self.returns) if self.returns else None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, m, s = seconds // 3600, seconds % 3600 // 60, seconds % 60
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class Launcher:
+    """See the module docstring. ``run_args``: the --env/--preset/... flags for every service."""
+
+    def __init__(self, root_dir: str, run_args: List[str], num_actors: int, max_frames: int,
+                 replay_port: Optional[int] = None, queue_size: int = 128,
+                 learner_args: List[str] = (), actor_args: List[str] = (), stop: StopFlag = None,
+                 progress: bool = True):
+        self.root_dir, self.max_frames = os.path.abspath(root_dir), max_frames
+        self.port = replay_port or free_port()
+        self.address = f"localhost:{self.port}"
+        self.stop = stop or StopFlag()
+        self.progress = progress
+        cli = [sys.executable, "-m", "pipelines.cli"]
+        logs = os.path.join(self.root_dir, "logs")
+        self.replay = Service("replay", cli + ["replay", "--port", str(self.port), "--queue-size",
+                                               str(queue_size)], os.path.join(logs, "replay.log"))
+        common = list(run_args) + ["--replay-address", self.address, "--root-dir", self.root_dir]
+        self.learner = Service("learner", cli + ["learner"] + common + ["--max-frames", str(max_frames)]
+                               + list(learner_args), os.path.join(logs, "learner.log"))
+        self.actors = [Service(f"actor-{i}", cli + ["actor"] + common + ["--actor-id", str(i)]
+                               + list(actor_args), os.path.join(logs, f"actor-{i}.log"))
+                       for i in range(num_actors)]
+        self.returns = EpisodeReturns(self.root_dir)
+        self._last_line = 0.0
+
+    @property
+    def services(self) -> List[Service]:
+        return [self.replay, self.learner] + self.actors
+
+    def _write_state(self) -> None:
+        write_json_atomic(os.path.join(self.root_dir, LAUNCHER_FILE), {
+            "replay_address": self.address, "launcher_pid": os.getpid(),
+            "services": {s.name: {"pid": s.pid, "restarts": s.restarts} for s in self.services}})
+
+    def _wait_for_replay(self, timeout: float = 120.0) -> None:
+        import reverb
+
+        deadline = time.time() + timeout
+        while time.time() < deadline and not self.stop.is_set():
+            if self.replay.poll() is not None:
+                raise RuntimeError(f"the replay server exited with code {self.replay.poll()}:\n"
+                                   f"{self.replay.tail()}")
+            try:
+                reverb.Client(self.address).server_info(timeout=2)
+                return
+            except Exception:  # noqa: BLE001 (not up yet)
+                time.sleep(0.5)
+        if not self.stop.is_set():
+            raise RuntimeError(f"the replay server did not answer on {self.address} within {timeout:.0f}s")
+
+    def run(self) -> int:
+        os.makedirs(self.root_dir, exist_ok=True)
+        log(f"train: root {self.root_dir}, replay on {self.address}, {len(self.actors)} actor(s); "
+            f"logs in {os.path.join(self.root_dir, 'logs')}")
+        try:
+            self.replay.start()
+            self._write_state()
+            self._wait_for_replay()
+            for s in [self.learner] + self.actors:
+                s.start()
+            self._write_state()
+            while not self.stop.wait(POLL_SECS):
+                if self._supervise():
+                    break
+                self._show_progress()
+        finally:
+            self._shutdown()
+        self._show_progress(final=True)
+        return 0 if not self.learner.poll() else self.learner.poll()
+
+    def _supervise(self) -> bool:
+        """Restarts exited services; returns True when the run is finished."""
+        now = time.time()
+        for s in self.services:
+            code = s.poll()
+            if code is None or s.restart_at is not None and now < s.restart_at:
+                continue
+            if s is self.learner and code == 0:
+                log("train: the learner finished")
+                return True
+            if s.restart_at is None and code == USAGE_ERROR:
+                raise RuntimeError(f"{s.name} rejected its arguments (exit code {code}):\n{s.tail(3)}")
+            if s.restart_at is None:  # just noticed
+                quick = now - s.started_at < QUICK_FAILURE_SECS
+                s.quick_failures = s.quick_failures + 1 if quick else 0
+                if s.quick_failures > MAX_QUICK_FAILURES:
+                    raise RuntimeError(f"{s.name} exited {s.quick_failures} times in a row within "
+                                       f"{QUICK_FAILURE_SECS:.0f}s of starting; last log:\n{s.tail()}")
+                log(f"train: {s.name} exited with code {code}; restarting in {RESTART_DELAY_SECS:.0f}s. "
+                    f"Log tail:\n{s.tail(5)}")
+                s.restart_at = now + RESTART_DELAY_SECS
+                continue
+            s.restarts += 1
+            s.start()
+            log(f"train: restarted {s.name} (pid {s.pid}, restart {s.restarts})")
+            self._write_state()
+        return False
+
+    def _show_progress(self, final: bool = False) -> None:
+        now = time.time()
+        interactive = sys.stdout.isatty()
+        if not final and now - self._last_line < (1.0 if interactive else 10.0):
+            return
+        self._last_line = now
+        self.returns.update()
+        try:
+            with open(os.path.join(self.root_dir, "learner.json")) as f:
+                p = json.load(f)
+        except (OSError, ValueError):
+            p = {"frames": 0, "frames_per_second": 0.0, "train_step": 0}
+        frames, fps = p.get("frames", 0), p.get("frames_per_second") or 0.0
+        pct = 100.0 * frames / self.max_frames
+        eta = _duration((self.max_frames - frames) / fps) if fps > 0 else "?"
+        mean = f"{self.returns.mean:.2f}" if self.returns.mean is not None else "-"
+        alive = sum(a.poll() is None for a in self.actors)
+        line = (f"frames {frames:,}/{self.max_frames:,} ({pct:5.1f}%) | {fps:,.0f} frames/s | "
+                f"mean return {mean} ({self.returns.count} episodes) | step {p.get('train_step', 0)} | "
+                f"ETA {eta} | actors {alive}/{len(self.actors)}")
+        if interactive:
+            print("\r" + line.ljust(120), end="\n" if final else "", flush=True)
+        else:
+            print(line, flush=True)
+
+    def _shutdown(self) -> None:
+        if self.stop.is_set():
+            log(f"train: stopping ({self.stop.signal_name}); the learner checkpoints first")
+        for s in self.actors:
+            s.signal(signal.SIGTERM)
+        self.learner.signal(signal.SIGTERM)
+        for s in self.actors + [self.learner]:
+            s.wait(STOP_TIMEOUT_SECS)
+        self.replay.signal(signal.SIGTERM)
+        self.replay.wait(STOP_TIMEOUT_SECS)
+        self._write_state()

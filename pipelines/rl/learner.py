@@ -1,0 +1,243 @@
+"""The learner service: V-trace updates on batches from the replay queue.
+
+Root directory layout (``ROOT``)::
+
+    config.json              the run (variant, AgentConfig, TrainConfig, num_actions)
+    checkpoints/             tf.train.CheckpointManager: model, optimiser slots, train_step,
+                             frames, nonfinite_updates (+ model_config.json, see
+                             s3ta_tf.checkpoints); resumed automatically
+    export/step_<N>/         SavedModels (s3ta_tf.export), periodically and at the end;
+    export/latest/           the most recent one
+    summaries/learner/       TensorBoard: losses, entropy, frames/s, episode return, policy lag
+    learner.json             progress (train step, frames, frames/s, mean return), for the launcher
+
+Checkpoints are atomic: TensorFlow writes the data and index under temporary names and
+renames them, and the ``checkpoint`` state file that names the latest checkpoint is replaced
+(write + rename) only after that, so a crash mid-save leaves the previous checkpoint as the
+latest. A checkpoint is never written while any variable is non-finite (non-finite updates
+are skipped in the first place, see agents.vtrace_agent).
+
+Frames are counted as consumed emulator frames: batch × unroll × action repeat per batch.
+If the replay server goes away the learner backs off and reconnects; on SIGINT/SIGTERM it
+finishes the current update, checkpoints and exits.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+
+from agents.vtrace_agent import VTraceAgent, experience_spec
+from pipelines.rl.lifecycle import Backoff, StopFlag, log
+from pipelines.rl.run_spec import RunSpec, write_json_atomic
+from pipelines.rl.trajectory import make_dataset
+from pipelines.rl.variables import push_variables
+
+PROGRESS_FILE = "learner.json"
+EXPORTS_TO_KEEP = 3
+RETURN_WINDOW = 100  # episodes in the running mean return
+
+
+class Learner:
+    """Owns the agent, its checkpoint and summaries; :meth:`run` is the service loop."""
+
+    def __init__(self, spec: RunSpec, replay_address: str, root_dir: str, stop: StopFlag):
+        import reverb
+        from s3ta_tf.checkpoints import save_model_config
+
+        self.spec, self.address, self.root_dir, self.stop = spec, replay_address, root_dir, stop
+        os.makedirs(root_dir, exist_ok=True)
+        env = spec.make_environment(seed=spec.train.seed)
+        self.frames_per_step = env.frames_per_step
+        time_step_spec = tensor_spec.from_spec(env.time_step_spec())
+        action_spec = tensor_spec.from_spec(env.action_spec())
+        self.num_actions = env.num_actions
+        env.close()
+        spec.write_or_check(root_dir, self.num_actions)
+
+        self.network = spec.build_network(self.num_actions)
+        self.agent = VTraceAgent(time_step_spec, action_spec, self.network, spec.train)
+        self.frames = tf.Variable(0, dtype=tf.int64, trainable=False, name="frames")
+        self.checkpoint_dir = os.path.join(root_dir, "checkpoints")
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.network.model, optimizer=self.agent.optimizer,
+            train_step=self.agent.train_step_counter, frames=self.frames,
+            nonfinite_updates=self.agent.nonfinite_updates)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir,
+                                                  max_to_keep=spec.train.checkpoints_to_keep)
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            log(f"learner: resumed from {self.manager.latest_checkpoint} at train step "
+                f"{self.train_step}, {int(self.frames.numpy())} frames")
+        save_model_config(self.checkpoint_dir, self.network.model)
+        self.summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "summaries", "learner"))
+        self.client = reverb.Client(replay_address)
+        self.backoff = Backoff()
+        self.returns = collections.deque(maxlen=RETURN_WINDOW)
+        self._saved_step = self.train_step if self.manager.latest_checkpoint else -1
+        self._exported_step = -1
+
+    # ------------------------------------------------------------------ state
+    @property
+    def train_step(self) -> int:
+        return int(self.agent.train_step_counter.numpy())
+
+    @property
+    def frames_per_batch(self) -> int:
+        t = self.spec.train
+        return t.batch_size * t.unroll_length * self.frames_per_step
+
+    def variables_finite(self) -> bool:
+        return all(bool(np.all(np.isfinite(v.numpy()))) for v in self.network.variables
+                   if v.dtype.is_floating)
+
+    # ------------------------------------------------------------------ outputs
+    def save_checkpoint(self) -> Optional[str]:
+        if self.train_step == self._saved_step:
+            return None
+        if not self.variables_finite():  # unreachable while non-finite updates are skipped
+            log("learner: NOT checkpointing: some variables are not finite")
+            return None
+        path = self.manager.save(checkpoint_number=self.train_step)
+        self._saved_step = self.train_step
+        log(f"learner: checkpoint {path}")
+        return path
+
+    def export(self) -> Optional[str]:
+        from s3ta_tf.export import export_saved_model
+
+        step = self.train_step
+        if step == self._exported_step or not self.variables_finite():
+            return None
+        export_root = os.path.join(self.root_dir, "export")
+        path = export_saved_model(self.network.model, os.path.join(export_root, f"step_{step:09d}"))
+        latest = os.path.join(export_root, "latest")
+        tmp = latest + f".tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(path, tmp)
+        if os.path.exists(latest):
+            shutil.rmtree(latest)
+        os.replace(tmp, latest)
+        for old in sorted(d for d in os.listdir(export_root) if d.startswith("step_"))[:-EXPORTS_TO_KEEP]:
+            shutil.rmtree(os.path.join(export_root, old), ignore_errors=True)
+        self._exported_step = step
+        log(f"learner: exported SavedModel {path}")
+        return path
+
+    def push(self) -> None:
+        try:
+            push_variables(self.client, self.train_step, [v.numpy() for v in self.network.variables])
+        except Exception as e:  # noqa: BLE001 (replay down: actors keep their variables)
+            log(f"learner: could not push variables ({type(e).__name__}); will retry")
+
+    def write_progress(self, fps: float) -> None:
+        write_json_atomic(os.path.join(self.root_dir, PROGRESS_FILE), {
+            "time": time.time(), "train_step": self.train_step, "frames": int(self.frames.numpy()),
+            "max_frames": self.spec.train.max_frames, "frames_per_second": fps,
+            "mean_return": float(np.mean(self.returns)) if self.returns else None,
+            "episodes": len(self.returns),
+            "nonfinite_updates": int(self.agent.nonfinite_updates.numpy())})
+
+    def write_summaries(self, info, fps: float) -> None:
+        extra, step = info.extra, self.train_step
+        with self.summary_writer.as_default(step=step):
+            tf.summary.scalar("loss/total", info.loss)
+            for name in ("policy_gradient", "baseline", "entropy"):
+                tf.summary.scalar(f"loss/{name}", getattr(extra, name))
+            tf.summary.scalar("policy/entropy", extra.mean_entropy)
+            tf.summary.scalar("policy/mean_log_rho", extra.mean_log_rho)
+            tf.summary.scalar("policy/lag", extra.policy_lag)
+            tf.summary.scalar("gradient_norm", extra.gradient_norm)
+            tf.summary.scalar("frames", self.frames)
+            tf.summary.scalar("frames_per_second", fps)
+            tf.summary.scalar("nonfinite_updates", self.agent.nonfinite_updates)
+            if self.returns:
+                tf.summary.scalar("episode_return", float(np.mean(self.returns)))
+        self.summary_writer.flush()
+
+    # ------------------------------------------------------------------ loop
+    def _dataset(self):
+        t = self.spec.train
+        return iter(make_dataset(self.address, experience_spec(self.network), t.sequence_length,
+                                 t.batch_size))
+
+    def _next_batch(self, iterator):
+        """The next batch, reconnecting (with back-off) when the replay server fails."""
+        while not self.stop.is_set():
+            try:
+                if iterator[0] is None:
+                    iterator[0] = self._dataset()
+                batch = next(iterator[0])
+                self.backoff.reset()
+                return batch
+            except (StopIteration, tf.errors.OpError) as e:
+                iterator[0] = None
+                self.backoff.wait(self.stop, f"reading from replay at {self.address}", e)
+        return None
+
+    def run(self, max_steps: Optional[int] = None) -> int:
+        t = self.spec.train
+        log(f"learner: {self.spec.variant} agent on {t.env_id} ({self.num_actions} actions), batch "
+            f"{t.batch_size} x unroll {t.unroll_length}, replay at {self.address}, root {self.root_dir}")
+        self.push()
+        iterator = [None]
+        start_time, start_frames = time.time(), int(self.frames.numpy())
+        last_checkpoint, steps = time.time(), 0
+        fps = 0.0
+        try:
+            while (int(self.frames.numpy()) < t.max_frames and not self.stop.is_set()
+                   and (max_steps is None or steps < max_steps)):
+                batch = self._next_batch(iterator)
+                if batch is None:
+                    break
+                info = self.agent.train(batch)
+                steps += 1
+                self.frames.assign_add(self.frames_per_batch)
+                extra = info.extra
+                self.returns.extend(finished_episode_returns(batch, t.unroll_length))
+                if not bool(extra.applied.numpy()):
+                    log(f"learner: non-finite loss ({float(info.loss.numpy())}) or gradient norm "
+                        f"({float(extra.gradient_norm.numpy())}): update skipped "
+                        f"({int(self.agent.nonfinite_updates.numpy())} so far)")
+                fps = (int(self.frames.numpy()) - start_frames) / max(time.time() - start_time, 1e-9)
+                if self.train_step % t.variable_push_interval == 0:
+                    self.push()
+                if steps % t.summary_interval == 0:
+                    self.write_summaries(info, fps)
+                    self.write_progress(fps)
+                if time.time() - last_checkpoint >= t.checkpoint_interval_secs:
+                    self.save_checkpoint()
+                    last_checkpoint = time.time()
+                if t.export_interval_steps and self.train_step % t.export_interval_steps == 0:
+                    self.export()
+        finally:
+            self.save_checkpoint()
+            self.write_progress(fps)
+        done = int(self.frames.numpy()) >= t.max_frames
+        if done:
+            self.export()
+            self.push()
+        log(f"learner: stopped at train step {self.train_step}, {int(self.frames.numpy())} frames "
+            f"({'max frames reached' if done else self.stop.signal_name or 'stopped'})")
+        return 0
+
+
+def finished_episode_returns(batch, unroll_length: int) -> list:
+    """Returns of the episodes that end in a batch: ``episode_return`` at LAST steps among
+    the first ``unroll_length`` steps (the bootstrap step is the next trajectory's first)."""
+    from tf_agents.trajectories import time_step as ts
+
+    step_type = batch.step_type.numpy()[:, :unroll_length]
+    returns = batch.episode_return.numpy()[:, :unroll_length]
+    return returns[step_type == ts.StepType.LAST].tolist()
+
+
+def run_learner(spec: RunSpec, replay_address: str, root_dir: str, stop: StopFlag,
+                max_steps: Optional[int] = None) -> int:
+    return Learner(spec, replay_address, root_dir, stop).run(max_steps=max_steps)

@@ -1,0 +1,109 @@
+"""The trajectory layout shared by actors (writers) and the learner (reader).
+
+Reverb tables on the replay server:
+
+* ``trajectories``: a FIFO queue of items, each one trajectory of ``T + 1`` steps
+  (``T`` = unroll length). Consecutive trajectories of an environment overlap by one step:
+  the last (bootstrap) step of one is the first step of the next, so windows start every
+  ``T`` steps. Each item is a dict with the per-step fields of
+  :class:`agents.vtrace_agent.Experience` (``[T + 1, ...]``) and ``initial_state``, the
+  policy's recurrent state before the item's first step (no time axis).
+* ``variables``: one item, ``[version (int64), *model.variables]``, pushed by the learner.
+
+An item's per-step columns reference the writer's history; the state column is only
+appended at the steps that begin a window, so the recurrent state is stored once per
+trajectory rather than once per step.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+TRAJECTORY_TABLE = "trajectories"
+VARIABLES_TABLE = "variables"
+STATE_KEY = "initial_state"
+
+
+def per_step_fields(spec) -> list:
+    """Names of the per-step fields of an ``Experience`` spec (all but the initial state)."""
+    return [f for f in spec._fields if f != STATE_KEY]
+
+
+def item_signature(spec, sequence_length: int):
+    """``(dtypes, shapes)`` of one stored item for ``reverb.TrajectoryDataset``."""
+    dtypes, shapes = {}, {}
+    for name in per_step_fields(spec):
+        s = getattr(spec, name)
+        dtypes[name], shapes[name] = s.dtype, tf.TensorShape([sequence_length, *s.shape])
+    state = getattr(spec, STATE_KEY)
+    dtypes[STATE_KEY] = {k: s.dtype for k, s in state.items()}
+    shapes[STATE_KEY] = {k: tf.TensorShape(s.shape) for k, s in state.items()}
+    return dtypes, shapes
+
+
+def make_dataset(server_address: str, spec, sequence_length: int, batch_size: int,
+                 table: str = TRAJECTORY_TABLE) -> tf.data.Dataset:
+    """Batches of ``batch_size`` trajectories from the queue as ``Experience`` ``[B, T+1, ...]``.
+
+    Each item is sampled exactly once (the table is a queue). Blocks while the queue is empty.
+    """
+    import reverb
+
+    dtypes, shapes = item_signature(spec, sequence_length)
+    dataset = reverb.TrajectoryDataset(server_address, table, dtypes, shapes,
+                                       max_in_flight_samples_per_worker=2 * batch_size)
+    experience_type = type(spec)
+    dataset = dataset.map(lambda sample: experience_type(**sample.data))
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(1)
+
+
+@dataclasses.dataclass
+class WindowWriter:
+    """Cuts one environment's stream of steps into overlapping ``T + 1``-step items.
+
+    ``append(step, state)`` takes the per-step fields (numpy scalars/arrays) of step t and
+    the policy's recurrent state before step t (only stored when t begins a window).
+    """
+    writer: object                 # reverb.TrajectoryWriter
+    unroll_length: int
+    table: str = TRAJECTORY_TABLE
+    steps: int = 0                 # steps appended so far
+
+    @classmethod
+    def open(cls, client, unroll_length: int, table: str = TRAJECTORY_TABLE) -> "WindowWriter":
+        return cls(client.trajectory_writer(num_keep_alive_refs=unroll_length + 1),
+                   unroll_length, table)
+
+    def append(self, step: dict, state: dict) -> bool:
+        """Appends one step; returns True when it completed (and enqueued) a trajectory."""
+        T = self.unroll_length
+        data = dict(step)
+        if self.steps % T == 0:  # this step begins a window
+            data[STATE_KEY] = state
+        self.writer.append(data)
+        self.steps += 1
+        if self.steps <= T or (self.steps - 1) % T:
+            return False
+        history = self.writer.history
+        item = {name: history[name][-(T + 1):] for name in step}
+        item[STATE_KEY] = {k: col[-(T + 1)] for k, col in history[STATE_KEY].items()}
+        self.writer.create_item(self.table, priority=1.0, trajectory=item)
+        return True
+
+    def flush(self, timeout_ms: int, pending: int = 1) -> None:
+        """Waits until at most ``pending`` items are unconfirmed (the queue applies back-pressure
+        here); raises ``reverb.errors.DeadlineExceededError`` after ``timeout_ms``."""
+        self.writer.flush(block_until_num_items=pending, timeout_ms=timeout_ms)
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:  # the server may be gone; nothing to save
+            pass
+
+
+def as_numpy_state(state: dict, index: int) -> dict:
+    """Row ``index`` of a batched state dict as numpy arrays."""
+    return {k: np.asarray(v[index]) for k, v in state.items()}

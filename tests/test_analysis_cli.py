@@ -1,0 +1,141 @@
+"""``s3ta analyze`` end to end on a real ALE game, bad input, and the report in headless Chromium."""
+import json
+import numpy as np
+import pytest
+from PIL import Image
+
+from analysis_fixtures import BrightAttention
+from pipelines.analysis import novel_state
+from pipelines.analysis import report as rp
+from pipelines.analysis import video
+from pipelines.analysis.rollout import make_analysis_environment
+from pipelines.cli import main
+from s3ta_tf import agent_config, build_agent
+from s3ta_tf.checkpoints import save_checkpoint
+from s3ta_tf.export import export_saved_model
+
+ENV = "ALE/MsPacman-v5"     # minimal action set: 9 actions, 210x160 frames
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Small-preset attention agent and feed-forward baseline at the full 210x160 Atari size
+    (SavedModels), and two mismatched agents (checkpoint directories)."""
+    root = tmp_path_factory.mktemp("analysis_models")
+    cfg = agent_config("small", {"observation_shape": (210, 160, 3)})
+    paths = {}
+    for variant in ("attention", "feedforward"):
+        paths[variant] = export_saved_model(build_agent(cfg, variant, 9), str(root / variant))
+    # checkpoint directories (model_config.json + TF checkpoint) for the mismatch cases
+    for name, model in (("small64", build_agent(agent_config("small"), "attention", 9)),
+                        ("pong", build_agent(cfg, "attention", 6))):
+        save_checkpoint(str(root / name), model)
+        paths[name] = str(root / name)
+    return paths
+
+
+def analyze(*args):
+    return main(["analyze", "--quiet", *args])
+
+
+def test_analyze_writes_every_output_and_the_report_renders(exported, tmp_path):
+    out = tmp_path / "out"
+    code = analyze("--model", exported["attention"], "--baseline-model", exported["feedforward"], "--env", ENV,
+                   "--steps", "24", "--out", str(out), "--preset", "small", "--set", "saliency_warmup=14",
+                   "--set", "saliency_stride=10", "--probe-time", "16", "--probe-position", "120,60")
+    assert code == 0
+    for name in ("overlays.mp4", "overlays.gif", "what_where.mp4", "what_where.gif", "weight_distribution.png",
+                 "saliency_t14.png", "saliency_t14.npz", "novel_state.png", "novel_state.mp4", "summary.json",
+                 "rollout.npz", "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    overlays = video.read_video(str(out / "overlays.mp4"))
+    # caption strip + frame + one row per head (2 heads in the small preset), one video frame per step
+    assert overlays.shape == (24, video.CAPTION_HEIGHT + 3 * 210, 160, 3)
+    rollout = np.load(out / "rollout.npz")
+    assert rollout["frames"].shape == (24, 210, 160, 3) and rollout["attention"].shape == (24, 2, 27, 20)
+    # the video's frame row is the observation (up to H.264 loss)
+    assert np.abs(overlays[5, video.CAPTION_HEIGHT:video.CAPTION_HEIGHT + 210].astype(int)
+                  - rollout["frames"][5]).mean() < 8
+    sal = np.load(out / "saliency_t14.npz")
+    assert sal["agent_policy"].shape == (21, 16) and sal["baseline_value"].shape == (21, 16)
+    faith = summary["saliency"]["14"]["faithfulness_policy"]
+    assert len(faith["spearman"]) == 2 and len(faith["top_k_mass"]) == 2
+    probe = summary["novel_state"]
+    assert probe["box"] == [120, 60, 130, 68] and probe["during"]["steps"] == 5
+    # same seed and no sprite yet: the probe run repeats the control exactly before t0
+    assert probe["before"]["action_agreement"] == 1.0
+    assert probe["before"]["mass_probe"] == pytest.approx(probe["before"]["mass_control"])
+    page = (out / "report.html").read_text()
+    assert "http" not in page.replace("http-equiv", "")                # nothing fetched from a network
+    assert "<caption>Summary</caption>" in page and "Spearman" in page and "sprite detected per head" in page
+    states = rp.media_states(rp.render_dom(str(out / "report.html")))
+    assert len(states) == 8 and set(states.values()) == {"loaded"}, states
+
+
+def test_closed_loop_probe_in_a_real_game_detects_the_sprite():
+    """A hand-built model that attends bright cells, playing Pong: the white sprite spliced into
+    the upper half takes its attention (from the white walls) and changes its action while
+    shown; before it, probe and control agree."""
+    model = BrightAttention(frame_hw=(210, 160), feature_hw=(27, 20), num_heads=1, beta=200.0, num_actions=6)
+    sprite = np.full((16, 16, 3), 255, np.uint8)
+    make_env = lambda: make_analysis_environment("ALE/Pong-v5", model, seed=3)   # noqa: E731
+    result, probe_run = novel_state.probe_in_environment(model, make_env, 30, sprite, (50, 70), t0=12,
+                                                         duration=8, policy="greedy", progress=False)
+    s = result.summary()
+    assert s["detected_by_head"] == [True]
+    assert s["during"]["mass_probe"][0] > 0.9 > 0.1 > s["during"]["mass_control"][0]
+    assert s["before"]["action_agreement"] == 1.0 and s["during"]["action_agreement"] == 0.0
+    assert (probe_run.frames[12:20, 50:66, 70:86] == 255).all()            # pixels only...
+    assert not (probe_run.frames[:12, 50:66, 70:86] == 255).all()
+
+
+def test_report_check_notices_broken_media(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (4, 20, 16, 3), dtype=np.uint8)
+    good = video.write_mp4(str(tmp_path / "good.mp4"), frames, 4)
+    gif = video.write_gif(str(tmp_path / "good.gif"), frames, 4)
+    Image.fromarray(frames[0]).save(tmp_path / "good.png")
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    page = rp.Report("check").media(good).media(gif).media(str(tmp_path / "good.png"))
+    page.media(str(tmp_path / "broken.mp4")).media(str(tmp_path / "broken.png"))
+    page.table(["a", "b"], [["x", 0.5]])
+    html_path = page.write(str(tmp_path / "r.html"))
+    text = open(html_path).read()
+    assert "http" not in text.replace("http-equiv", "")          # self-contained: no network reference
+    states = rp.media_states(rp.render_dom(html_path))
+    assert states == {"good.mp4": "loaded", "good.gif": "loaded", "good.png": "loaded",
+                      "broken.mp4": "error", "broken.png": "error"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "/nonexistent/model"], "model directory '/nonexistent/model' does not exist"),
+    (["--env", "ALE/NoSuchGame-v5"], "unknown environment id 'ALE/NoSuchGame-v5'"),
+    (["--model", "{small64}"], "gives observations of shape (210, 160, 3) but the model expects (64, 64, 3)"),
+    (["--model", "{pong}"], "has 9 actions but the model has 6"),
+    (["--saliency-frames", "3"], "saliency frames [3] must lie in [saliency_warmup=201"),
+    (["--probe-position", "300,10"], "lies outside the 210x160 frame"),
+    (["--probe-time", "7"], "probe_time=7 must be within the 3 analysed steps"),
+    (["--sprite", "/nonexistent/fish.png"], "sprite image '/nonexistent/fish.png' does not exist"),
+    (["--set", "saliency_stride=0"], "saliency_stride must be >= 1"),
+])
+def test_bad_input_gets_a_clear_error(exported, tmp_path, capsys, args, message):
+    base = {"--model": exported["attention"], "--env": ENV}
+    args = [a.format(**exported) for a in args]
+    for flag, value in base.items():
+        if flag not in args:
+            args += [flag, value]
+    with pytest.raises(SystemExit) as exc:
+        analyze(*args, "--steps", "3", "--out", str(tmp_path / "o"))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_help_describes_analyze(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--model", "--env", "--steps", "--out", "--baseline-model", "--saliency-frames", "--sprite"):
+        assert flag in text

@@ -1,0 +1,148 @@
+"""The training services' parts against a real Reverb server on localhost: the trajectory
+layout, the variables channel, a real actor process, and the learner's non-finite guard."""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.trajectories import time_step as ts
+
+from agents.vtrace_agent import experience_spec
+from pipelines.rl.learner import Learner
+from pipelines.rl.lifecycle import StopFlag
+from pipelines.rl.replay import start_server
+from pipelines.rl.run_spec import RunSpec
+from pipelines.rl.trajectory import TRAJECTORY_TABLE, WindowWriter, make_dataset
+from pipelines.rl.variables import assign_variables, pull_variables, push_variables
+
+reverb = pytest.importorskip("reverb")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = "MiniGrid-Empty-5x5-v0"
+MODEL_SET = ["observation_shape=24,24,3", "convlstm_channels=16", "query_hidden=16",
+             "answer_hidden=32", "lstm_units=16", "head_hidden=16"]
+
+
+def tiny_spec(*train_set) -> RunSpec:
+    return RunSpec.from_args("small", "attention", MODEL_SET, ["unroll_length=5", "batch_size=2",
+                                                               "queue_size=16", *train_set], env_id=ENV)
+
+
+@pytest.fixture()
+def server():
+    s = start_server(0, queue_size=16)
+    yield s
+    s.stop()
+
+
+def test_windows_overlap_by_the_bootstrap_step_and_store_the_first_state(server):
+    address = f"localhost:{server.port}"
+    Spec = collections.namedtuple("Spec", ["x", "initial_state"])
+    spec = Spec(x=tf.TensorSpec((), tf.int32), initial_state={"h": tf.TensorSpec((2,), tf.float32)})
+    writer = WindowWriter.open(reverb.Client(address), unroll_length=3)
+    completed = [writer.append({"x": np.int32(t)}, {"h": np.full(2, t, np.float32)}) for t in range(10)]
+    writer.flush(timeout_ms=5000, pending=0)
+    # Items complete at steps 3, 6 and 9 (windows 0-3, 3-6, 6-9); step 9's window is not done.
+    assert [t for t, done in enumerate(completed) if done] == [3, 6, 9]
+    batch = next(iter(make_dataset(address, spec, sequence_length=4, batch_size=3)))
+    np.testing.assert_array_equal(batch.x.numpy(), [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]])
+    np.testing.assert_array_equal(batch.initial_state["h"].numpy(), [[0, 0], [3, 3], [6, 6]])
+    writer.close()
+
+
+def test_variables_channel(server):
+    client = reverb.Client(f"localhost:{server.port}")
+    assert pull_variables(client) is None  # nothing pushed yet: actors keep their weights
+    values = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(4, np.float32)]
+    push_variables(client, 7, values)
+    push_variables(client, 8, [v * 2 for v in values])  # replaces the previous push
+    version, pulled = pull_variables(client)
+    assert version == 8
+    variables = [tf.Variable(tf.zeros((2, 3))), tf.Variable(tf.zeros(4))]
+    assign_variables(variables, pulled)
+    np.testing.assert_array_equal(variables[0].numpy(), values[0] * 2)
+    with pytest.raises(ValueError, match="shape"):
+        assign_variables([tf.Variable(tf.zeros((3, 2))), variables[1]], pulled)
+    with pytest.raises(ValueError, match="pushed 2 variables"):
+        assign_variables(variables[:1], pulled)
+
+
+def _cli(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_actor_process_writes_trajectories_the_learner_can_replay(server, tmp_path):
+    """A real `s3ta actor` on MiniGrid: its trajectories overlap by one step, start from the
+    stored recurrent state, and the learner's unroll of them (with the variables the actor
+    pulled) reproduces the behaviour logits."""
+    address = f"localhost:{server.port}"
+    spec = tiny_spec()
+    network = spec.build_network(7)
+    push_variables(reverb.Client(address), 7, [v.numpy() for v in network.variables])
+    result = _cli("actor", "--env", ENV, "--preset", "small", *sum((["--set", s] for s in MODEL_SET), []),
+                  "--train-set", "unroll_length=5", "--replay-address", address, "--root-dir",
+                  str(tmp_path), "--num-envs", "2", "--max-steps", "31")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert server.localhost_client().server_info()[TRAJECTORY_TABLE].current_size == 12  # 6 per env
+    batch = next(iter(make_dataset(address, experience_spec(network), 6, batch_size=12)))
+    assert np.all(batch.policy_version.numpy() == 7)
+    first_steps = batch.step_type.numpy()[:, 0] == ts.StepType.FIRST
+    assert first_steps.sum() >= 2  # the two environments' first windows
+    obs = batch.observation.numpy()
+    matches = sum(any(np.array_equal(obs[i, -1], obs[j, 0]) for j in range(12) if j != i) for i in range(12))
+    assert matches >= 10  # every window but each env's last continues into the next one
+    inputs = {"observation": batch.observation, "prev_action": batch.prev_action,
+              "prev_reward": batch.prev_reward}
+    out, _ = network(inputs, step_type=batch.step_type, network_state=batch.initial_state)
+    np.testing.assert_allclose(out["logits"].numpy(), batch.behaviour_logits.numpy(), atol=1e-4)
+    lines = (tmp_path / "actors" / "actor-0.json").read_text()
+    assert json.loads(lines)["frames"] == 62  # 2 envs x 31 steps, 1 frame per MiniGrid step
+
+
+def _write_trajectory(client, spec: RunSpec, network, reward_value: float):
+    T = spec.train.unroll_length
+    writer = WindowWriter.open(client, T)
+    state = {k: v.numpy()[0] for k, v in network.model.initial_state(1).items()}
+    for t in range(T + 1):
+        writer.append({
+            "step_type": np.int32(ts.StepType.FIRST if t == 0 else ts.StepType.MID),
+            "observation": np.zeros(spec.agent.observation_shape, np.uint8),
+            "prev_action": np.int32(0), "prev_reward": np.float32(0), "action": np.int32(t % 7),
+            "behaviour_logits": np.zeros(7, np.float32), "reward": np.float32(reward_value),
+            "discount": np.float32(1), "policy_version": np.int64(0), "episode_return": np.float32(0),
+        }, state)
+    writer.flush(timeout_ms=5000, pending=0)
+    writer.close()
+
+
+def test_learner_skips_a_non_finite_update_and_never_checkpoints_it(server, tmp_path, capsys):
+    address = f"localhost:{server.port}"
+    spec = tiny_spec("summary_interval=1")
+    client = reverb.Client(address)
+    learner = Learner(spec, address, str(tmp_path), StopFlag())
+    for reward in (np.nan, 1.0, 1.0, 1.0):  # batch 1 holds a NaN reward, batch 2 does not
+        _write_trajectory(client, spec, learner.network, reward)
+    assert learner.run(max_steps=2) == 0
+    assert "update skipped" in capsys.readouterr().out
+    assert int(learner.agent.nonfinite_updates.numpy()) == 1 and learner.train_step == 1
+    assert learner.variables_finite()
+    # The checkpoint holds the finite weights, step 1, and the resumed learner continues there.
+    resumed = Learner(spec, address, str(tmp_path), StopFlag())
+    assert resumed.train_step == 1 and int(resumed.agent.nonfinite_updates.numpy()) == 1
+    for a, b in zip(resumed.network.variables, learner.network.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    progress = json.loads((tmp_path / "learner.json").read_text())
+    assert progress["train_step"] == 1 and progress["nonfinite_updates"] == 1
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["variant"] == "attention" and config["num_actions"] == 7
+    with pytest.raises(ValueError, match="different run"):
+        Learner(RunSpec.from_args("small", "lstm", MODEL_SET, ["unroll_length=5"], env_id=ENV),
+                address, str(tmp_path), StopFlag())

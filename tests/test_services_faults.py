@@ -1,0 +1,151 @@
+"""Fault tolerance of a real `s3ta train` run (replay, learner and two actors as processes on
+localhost): a killed actor is restarted while the learner goes on, a killed learner resumes
+from its checkpoint, a killed replay server is restarted and both sides reconnect, and
+Ctrl-C stops everything cleanly after a final checkpoint. The tests run in order on one run."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL_SET = ["observation_shape=24,24,3", "convlstm_channels=16", "query_hidden=16",
+             "answer_hidden=32", "lstm_units=16", "head_hidden=16"]
+TRAIN_SET = ["unroll_length=5", "batch_size=2", "queue_size=8", "envs_per_actor=2",
+             "checkpoint_interval_secs=1", "summary_interval=1", "variable_pull_interval=5"]
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Run:
+    def __init__(self, root_dir):
+        self.root = str(root_dir)
+        args = ["--env", "MiniGrid-Empty-5x5-v0", "--preset", "small", "--root-dir", self.root,
+                "--actors", "2", "--max-frames", str(10 ** 9)]
+        args += sum((["--set", s] for s in MODEL_SET), []) + sum((["--train-set", s] for s in TRAIN_SET), [])
+        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+        self.out = open(os.path.join(self.root, "launcher.out"), "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", *args], cwd=ROOT,
+                                     env=env, stdout=self.out, stderr=subprocess.STDOUT)
+
+    def services(self):
+        state = read_json(os.path.join(self.root, "launcher.json")) or {"services": {}}
+        return state["services"]
+
+    def train_step(self):
+        progress = read_json(os.path.join(self.root, "learner.json"))
+        return progress["train_step"] if progress else 0
+
+    def log(self, name):
+        with open(os.path.join(self.root, "logs", f"{name}.log"), errors="replace") as f:
+            return f.read()
+
+    def wait_steps(self, minimum, timeout=180):
+        return wait_until(lambda: self.train_step() >= minimum and self.train_step(), timeout,
+                          f"train step {minimum} (at {self.train_step()})")
+
+    def restarted(self, name, restarts, old_pid, timeout=60):
+        def check():
+            s = self.services().get(name, {})
+            return s.get("restarts") == restarts and s.get("pid") not in (None, old_pid) and s
+        return wait_until(check, timeout, f"{name} restarted")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    r = Run(tmp_path_factory.mktemp("faults"))
+    try:
+        r.wait_steps(3)
+        yield r
+    finally:
+        r.stop()
+
+
+def test_killed_actor_is_restarted_while_the_learner_goes_on(run):
+    before = run.services()
+    old = before["actor-0"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    step_at_kill = run.train_step()
+    restarted = run.restarted("actor-0", 1, old)
+    assert alive(restarted["pid"])
+    # The learner never stopped (same process) and kept training on actor-1's trajectories.
+    assert run.services()["learner"]["pid"] == before["learner"]["pid"]
+    run.wait_steps(step_at_kill + 3)
+    assert run.services()["learner"]["restarts"] == 0
+
+
+def test_killed_learner_resumes_from_its_checkpoint(run):
+    old = run.services()["learner"]["pid"]
+    run.wait_steps(run.train_step() + 2)  # at least one checkpoint after the last restart
+    os.kill(old, signal.SIGKILL)
+    run.restarted("learner", 1, old)
+    log = wait_until(lambda: re.search(r"resumed from \S+ckpt-(\d+) at train step (\d+)", run.log("learner")),
+                     120, "the learner to resume")
+    checkpoint, resumed = int(log.group(1)), int(log.group(2))
+    assert checkpoint == resumed >= 3
+    run.wait_steps(resumed + 3)  # the train step continues from the checkpoint
+
+
+def test_restarted_replay_server_reconnects_actors_and_learner(run):
+    before = run.services()
+    old = before["replay"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    run.restarted("replay", 1, old)
+    step_at_restart = run.train_step()
+    # Training goes on only if the learner reads again and the actors write again; nothing
+    # but the replay server was restarted (the learner's Reverb sampler reconnects by itself).
+    run.wait_steps(step_at_restart + 5, timeout=180)
+    assert "reconnected to replay" in run.log("actor-0") and "reconnected to replay" in run.log("actor-1")
+    after = run.services()
+    for name in ("learner", "actor-0", "actor-1"):
+        assert after[name] == before[name], name
+
+
+def test_ctrl_c_stops_every_service_after_a_final_checkpoint(run):
+    pids = [s["pid"] for s in run.services().values()]
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(90) == 0
+    assert not any(alive(p) for p in pids)
+    import tensorflow as tf
+    latest = tf.train.latest_checkpoint(os.path.join(run.root, "checkpoints"))
+    assert latest is not None and int(latest.rsplit("-", 1)[1]) == run.train_step()
