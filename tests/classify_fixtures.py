@@ -127,3 +127,11 @@ def make_digits_folder(root: str, test_fraction: float = 0.25, seed: int = 0) ->
         Image.fromarray(images[i], mode="L").save(os.path.join(d, f"{i:04d}.png"))
         counts[split] += 1
     return counts
+
+
+def add_unlabelled_test_csv(root: str) -> None:
+    """The original Kinetics-600 test.csv: no label column."""
+    with open(os.path.join(root, "test.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["youtube_id", "time_start", "time_end", "split"])
+        w.writerow(["vid00000000", 0, 10, "test"])

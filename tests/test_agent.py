@@ -186,3 +186,16 @@ def test_experience_of_the_wrong_length_is_rejected(network):
     agent, _ = make_agent(network, unroll_length=4)
     with pytest.raises(ValueError, match=r"expected \[B, 5, \.\.\.\]"):
         agent.train(collect(network, steps=6))
+
+
+@pytest.mark.parametrize("initial_mean_square", [1.0, 0.0])
+def test_rmsprop_is_impalas_tf1_rmsprop(initial_mean_square):
+    from agents.vtrace_agent import RMSProp
+
+    v = tf.Variable([1.0, -1.0])
+    opt = RMSProp(learning_rate=0.1, decay=0.99, momentum=0.0, epsilon=0.01,
+                  initial_mean_square=initial_mean_square)
+    g = np.array([2.0, 0.5], np.float32)
+    opt.apply_gradients([(tf.constant(g), v)])
+    ms = 0.99 * initial_mean_square + 0.01 * g ** 2
+    np.testing.assert_allclose(v.numpy(), np.array([1.0, -1.0]) - 0.1 * g / np.sqrt(ms + 0.01), rtol=1e-5)

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from classify_fixtures import SYNSETS, make_imagenet_archives, make_kinetics_folder
+from classify_fixtures import (SYNSETS, add_unlabelled_test_csv, make_imagenet_archives,
+                               make_kinetics_folder)
 from pipelines.classify.data import (center_crop, check_imagenet_manual_dir, eval_image,
                                      load_dataset, make_pipeline, train_image)
 from pipelines.classify.kinetics import equally_spaced, read_annotations
@@ -28,6 +29,7 @@ def imagenet(tmp_path_factory):
 def kinetics(tmp_path_factory):
     root = tmp_path_factory.mktemp("kinetics")
     expected = make_kinetics_folder(str(root / "manual"), train_per_class=2, frames=12)
+    add_unlabelled_test_csv(str(root / "manual"))
     data = load_dataset("kinetics600", str(root / "data"), str(root / "manual"),
                         num_frames=4, frame_size=32)
     return data, expected, root
@@ -128,6 +130,7 @@ def test_kinetics_builder_skips_and_counts_bad_clips(kinetics):
         assert summary[split]["written"] == written
         assert summary[split]["corrupt"] == corrupt and summary[split]["missing"] == missing
     assert summary["train"]["skipped"]["missing"] == ["missing0000_000000_000010"]
+    assert summary["test"]["unlabelled_csv"] == 1 and "test" not in data.splits()
 
 
 def test_kinetics_frames_are_equally_spaced(kinetics):

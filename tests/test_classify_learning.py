@@ -8,7 +8,6 @@ the 4 steps is drawn.
 from __future__ import annotations
 
 import json
-import os
 
 from PIL import Image
 

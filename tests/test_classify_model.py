@@ -121,3 +121,17 @@ def test_bfloat16_runs_with_float32_outputs(small):
     assert out["logits"].dtype == tf.float32 and out["attention"].dtype == tf.float32
     assert model.core.layers[1].compute_dtype == "bfloat16"
     assert all(v.dtype == tf.float32 for v in model.trainable_variables)
+
+
+def test_paper_sized_models_build():
+    im = classify_config("imagenet")
+    model = build_classifier(im.model, 1000, 224, seq_len=8)
+    assert model.core.name == "resnet50v2" and model.core_channels == 2048
+    assert model.feature_shape == (7, 7) and model.convlstm is None
+    assert [d.units for d in model.policy_core.dense] == [2048, 2048, 2048]
+    assert [d.units for d in model.query_network.mlp.dense] == [1024, 512, 256, 128, 4 * 128]
+    k = classify_config("kinetics")
+    video = build_classifier(k.model, 600, 224, video=True, seq_len=32)
+    assert video.core.name == "resnet34v2" and video.convlstm.filters == 256
+    assert video.feature_shape == (7, 7)
+    assert [d.units for d in video.policy_core.dense] == [1024, 1024, 1024]

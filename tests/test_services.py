@@ -146,3 +146,46 @@ def test_learner_skips_a_non_finite_update_and_never_checkpoints_it(server, tmp_
     with pytest.raises(ValueError, match="different run"):
         Learner(RunSpec.from_args("small", "lstm", MODEL_SET, ["unroll_length=5"], env_id=ENV),
                 address, str(tmp_path), StopFlag())
+
+
+def test_learner_waiting_for_data_stops_on_request(server, tmp_path):
+    """With an empty queue (no actors) a stop request still ends the learner promptly; it
+    checkpoints its (initial) weights as step 0, so a restart keeps what actors already have."""
+    import threading
+    import time
+
+    stop = StopFlag()
+    learner = Learner(tiny_spec(), f"localhost:{server.port}", str(tmp_path), stop)
+    threading.Timer(1.0, stop.set).start()
+    start = time.time()
+    assert learner.run() == 0
+    assert time.time() - start < 15
+    assert learner.train_step == 0 and learner.manager.latest_checkpoint.endswith("ckpt-0")
+
+
+@pytest.mark.parametrize("command", ["replay", "actor", "learner", "train"])
+def test_service_commands_have_help(command, capsys):
+    from pipelines.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert f"s3ta {command}" in out and "--" in out
+    if command != "replay":
+        assert "S3TA_REPLAY_ADDRESS" in out or command == "train"
+
+
+def test_bad_run_flags_are_reported_before_anything_starts(capsys, tmp_path):
+    from pipelines.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--env", ENV, "--preset", "small", "--train-set", "batch_size=zero",
+              "--root-dir", str(tmp_path)])
+    assert e.value.code == 2
+    assert "batch_size" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--env", ENV, "--preset", "small", "--train-set", "queue_size=4",
+              "--root-dir", str(tmp_path)])
+    assert "queue_size (4) must be >= batch_size" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)  # nothing was started

@@ -1,0 +1,1 @@
+"""Supervised S3TA through TensorFlow Datasets (SPEC §4): data, training, evaluation, export."""

@@ -43,8 +43,12 @@ def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
 
 
-def make_train_step(model, optimizer, weight_decay: float) -> Callable:
-    """Returns ``step(inputs, labels, seq_len) -> dict`` (a tf.function per static T)."""
+def make_train_step(model, optimizer, weight_decay: float, grad_clip_norm: float = 0.0
+                    ) -> Callable:
+    """Returns ``step(inputs, labels, seq_len) -> dict`` (a tf.function per static T).
+
+    ``grad_clip_norm > 0`` clips the gradients by their global norm (off by default).
+    """
 
     @tf.function
     def step(inputs, labels, seq_len):
@@ -53,9 +57,12 @@ def make_train_step(model, optimizer, weight_decay: float) -> Callable:
             ce = classification_loss(out["logits"], labels)
             loss = ce + weight_decay_penalty(model, weight_decay)
         grads = tape.gradient(loss, model.trainable_variables)
+        norm = tf.linalg.global_norm(grads)
+        if grad_clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, grad_clip_norm, use_norm=norm)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.equal(tf.argmax(out["logits"], -1, output_type=tf.int32), labels)
-        return {"loss": loss, "cross_entropy": ce,
+        return {"loss": loss, "cross_entropy": ce, "gradient_norm": norm,
                 "accuracy": tf.reduce_mean(tf.cast(correct, tf.float32))}
 
     return step
@@ -103,7 +110,7 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     start = int(optimizer.iterations.numpy())
     writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
-    step_fn = make_train_step(model, optimizer, tcfg.weight_decay)
+    step_fn = make_train_step(model, optimizer, tcfg.weight_decay, tcfg.grad_clip_norm)
     batches = iter(make_pipeline(data, "train", cfg.data, tcfg.batch_size, training=True,
                                  seed=seed))
     metrics, t_window, n_window = {}, time.perf_counter(), 0

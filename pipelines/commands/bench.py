@@ -14,6 +14,8 @@ TARGETS = {
     "analysis": ("pipelines.analysis.bench", "run_analysis_benchmark",
                  "seconds per analysed frame: overlays (panels + MP4/GIF) and Greydanus saliency at stride 5 "
                  "on 210x160 frames, batched, attention agent and feed-forward baseline"),
+    "classify": ("pipelines.classify.bench", "run_classify_benchmark",
+                 "ImageNet S3TA (ResNet-50 v2) training images/s at T=1,4,8, float32/bfloat16 vs measured peak"),
 }
 
 

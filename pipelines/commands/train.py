@@ -10,10 +10,10 @@ DEMO = {
     "preset": "small",
     "agent": "attention",
     "model_overrides": ("observation_shape=40,40,3",),
-    "train_overrides": ("learning_rate=1e-3",),
+    "train_overrides": (),
     "root_dir": "runs/demo",
     "max_frames": 150_000,
-    "actors": 2,
+    "actors": 1,
 }
 
 
@@ -26,7 +26,7 @@ def register(sub):
                     "everything cleanly after a final checkpoint. Shows frames, frames/s, mean episode "
                     "return and ETA. With no flags it runs the demo: "
                     f"--env {DEMO['env_id']} --preset {DEMO['preset']} --agent {DEMO['agent']} "
-                    f"--set {DEMO['model_overrides'][0]} --train-set {DEMO['train_overrides'][0]} "
+                    f"--set {DEMO['model_overrides'][0]} "
                     f"--max-frames {DEMO['max_frames']} --actors {DEMO['actors']} --root-dir {DEMO['root_dir']}. "
                     "Paper setting: --env ALE/Pong-v5 --preset paper --agent attention.")
     add_run_args(p)

@@ -42,6 +42,7 @@ from pipelines.rl.variables import push_variables
 PROGRESS_FILE = "learner.json"
 EXPORTS_TO_KEEP = 3
 RETURN_WINDOW = 100  # episodes in the running mean return
+DATA_TIMEOUT_MS = 2000  # wait this long for trajectories before checking for a stop request
 
 
 class Learner:
@@ -165,7 +166,7 @@ class Learner:
     def _dataset(self):
         t = self.spec.train
         return iter(make_dataset(self.address, experience_spec(self.network), t.sequence_length,
-                                 t.batch_size))
+                                 t.batch_size, timeout_ms=DATA_TIMEOUT_MS))
 
     def _next_batch(self, iterator):
         """The next batch, reconnecting (with back-off) when the replay server fails."""
@@ -176,7 +177,9 @@ class Learner:
                 batch = next(iterator[0])
                 self.backoff.reset()
                 return batch
-            except (StopIteration, tf.errors.OpError) as e:
+            except StopIteration:  # no data for DATA_TIMEOUT_MS: check for a stop, then wait again
+                iterator[0] = None
+            except tf.errors.OpError as e:
                 iterator[0] = None
                 self.backoff.wait(self.stop, f"reading from replay at {self.address}", e)
         return None

@@ -44,16 +44,19 @@ def item_signature(spec, sequence_length: int):
 
 
 def make_dataset(server_address: str, spec, sequence_length: int, batch_size: int,
-                 table: str = TRAJECTORY_TABLE) -> tf.data.Dataset:
+                 table: str = TRAJECTORY_TABLE, timeout_ms: int = -1) -> tf.data.Dataset:
     """Batches of ``batch_size`` trajectories from the queue as ``Experience`` ``[B, T+1, ...]``.
 
-    Each item is sampled exactly once (the table is a queue). Blocks while the queue is empty.
+    Each item is sampled exactly once (the table is a queue). Blocks while the queue is empty;
+    with ``timeout_ms >= 0`` the dataset instead ends after waiting that long for an item
+    (so that a caller can check for a stop request and iterate a fresh dataset).
     """
     import reverb
 
     dtypes, shapes = item_signature(spec, sequence_length)
     dataset = reverb.TrajectoryDataset(server_address, table, dtypes, shapes,
-                                       max_in_flight_samples_per_worker=2 * batch_size)
+                                       max_in_flight_samples_per_worker=2 * batch_size,
+                                       rate_limiter_timeout_ms=timeout_ms)
     experience_type = type(spec)
     dataset = dataset.map(lambda sample: experience_type(**sample.data))
     return dataset.batch(batch_size, drop_remainder=True).prefetch(1)

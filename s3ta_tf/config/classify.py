@@ -101,6 +101,8 @@ class ClassifyTrainConfig:
     lr_boundaries: Tuple[int, ...] = (100_000, 150_000, 175_000)
     lr_decay: float = 0.1
     weight_decay: float = 1e-4
+    # Global-norm gradient clipping; 0 disables it (the paper does not clip).
+    grad_clip_norm: float = 0.0
     total_steps: int = 200_000
     # Curriculum: train at `curriculum_seq_len` for `curriculum_steps` when the requested T is
     # longer (SPEC §4: T = 4 for 1e5 steps, then T = 8). 0 steps disables it.

@@ -2,8 +2,11 @@
 
 ``paper`` holds the SPEC §2 numbers (unroll 50, batch 32, RMSProp 2e-4 / ε 0.01 / ρ 0.99,
 global-norm clip 1280, reward clip ±1, baseline cost 0.5, entropy cost 0.01, discount 0.99).
-``small`` keeps the loss and optimiser identical but trains in small batches on short
-unrolls with fewer environments, for tests and quick local runs. Presets are data only.
+``small`` keeps the loss and the optimiser's form but trains on short unrolls (10) in
+batches of 16 from one actor with 16 environments, with a learning rate of 2e-2 (TF1
+RMSProp starts its mean square at 1, so early updates are SGD steps of size lr: the paper's
+2e-4 needs the paper's billions of frames), for tests and quick local runs (MiniGrid
+learns in minutes on a CPU). Presets are data only.
 
 Frames are emulator frames (agent steps × the environment's action repeat).
 """
@@ -87,12 +90,13 @@ class TrainConfig:
 TRAIN_PRESETS = {
     "paper": TrainConfig(),
     "small": TrainConfig(
-        unroll_length=20,
-        batch_size=8,
-        queue_size=32,
-        num_actors=2,
-        envs_per_actor=4,
-        variable_pull_interval=20,
+        learning_rate=2e-2,
+        unroll_length=10,
+        batch_size=16,
+        queue_size=64,
+        num_actors=1,
+        envs_per_actor=16,
+        variable_pull_interval=10,
         max_frames=200_000,
         summary_interval=5,
         checkpoint_interval_secs=60.0,
