@@ -42,6 +42,7 @@ from pipelines.rl.variables import push_variables
 PROGRESS_FILE = "learner.json"
 EXPORTS_TO_KEEP = 3
 RETURN_WINDOW = 100  # episodes in the running mean return
+PROGRESS_INTERVAL_SECS = 1.0  # learner.json refresh (the launcher's progress line reads it)
 DATA_TIMEOUT_MS = 2000  # wait this long for trajectories before checking for a stop request
 
 
@@ -191,7 +192,7 @@ class Learner:
         self.push()
         iterator = [None]
         start_time, start_frames = time.time(), int(self.frames.numpy())
-        last_checkpoint, steps = time.time(), 0
+        last_checkpoint, last_progress, steps = time.time(), 0.0, 0
         fps = 0.0
         try:
             while (int(self.frames.numpy()) < t.max_frames and not self.stop.is_set()
@@ -213,7 +214,9 @@ class Learner:
                     self.push()
                 if steps % t.summary_interval == 0:
                     self.write_summaries(info, fps)
+                if time.time() - last_progress >= PROGRESS_INTERVAL_SECS:
                     self.write_progress(fps)
+                    last_progress = time.time()
                 if time.time() - last_checkpoint >= t.checkpoint_interval_secs:
                     self.save_checkpoint()
                     last_checkpoint = time.time()

@@ -47,7 +47,10 @@ def make_dataset(server_address: str, spec, sequence_length: int, batch_size: in
                  table: str = TRAJECTORY_TABLE, timeout_ms: int = -1) -> tf.data.Dataset:
     """Batches of ``batch_size`` trajectories from the queue as ``Experience`` ``[B, T+1, ...]``.
 
-    Each item is sampled exactly once (the table is a queue). Blocks while the queue is empty;
+    Each item is sampled exactly once (the table is a queue). One sampler worker keeps at most
+    ``batch_size`` items in flight, so the queue's back-pressure reaches the actors (more
+    in-flight samples would drain the queue into client buffers and raise the policy lag).
+    Blocks while the queue is empty;
     with ``timeout_ms >= 0`` the dataset instead ends after waiting that long for an item
     (so that a caller can check for a stop request and iterate a fresh dataset).
     """
@@ -55,7 +58,8 @@ def make_dataset(server_address: str, spec, sequence_length: int, batch_size: in
 
     dtypes, shapes = item_signature(spec, sequence_length)
     dataset = reverb.TrajectoryDataset(server_address, table, dtypes, shapes,
-                                       max_in_flight_samples_per_worker=2 * batch_size,
+                                       max_in_flight_samples_per_worker=batch_size,
+                                       num_workers_per_iterator=1,
                                        rate_limiter_timeout_ms=timeout_ms)
     experience_type = type(spec)
     dataset = dataset.map(lambda sample: experience_type(**sample.data))

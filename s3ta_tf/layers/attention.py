@@ -17,6 +17,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def _split_keys(x, key_channels: int):
+    """``[..., c_K + rest] -> ([..., c_K], [..., rest])`` with tf.split (its gradient is one concat)."""
+    return tf.split(x, [key_channels, x.shape[-1] - key_channels], axis=-1)
+
+
 def spatial_softmax(logits):
     """Softmax over the last two axes: ``[..., h, w] -> [..., h, w]`` summing to 1 over (h, w)."""
     shape = tf.shape(logits)
@@ -24,9 +29,13 @@ def spatial_softmax(logits):
     return tf.reshape(tf.nn.softmax(flat, axis=-1), shape)
 
 
-def attend(attention, values_and_basis):
-    """Answers ``a [B, N, c]`` = Σ_ij A[b, n, i, j] · VS[b, i, j, c]."""
-    return tf.einsum("bnij,bijc->bnc", attention, values_and_basis)
+def attend(attention, values, basis):
+    """Answers ``a [B, N, c_V + c_S]`` = Σ_ij A[b, n, i, j] · [V, S][b, i, j, :].
+
+    The value and basis parts are computed separately (no [B, h, w, c_V + c_S] concat of a
+    batch-broadcast basis): ``[A·V, A·S]``."""
+    return tf.concat([tf.einsum("bnij,bijc->bnc", attention, values),
+                      tf.einsum("bnij,ijc->bnc", attention, basis)], axis=-1)
 
 
 class SpatialAttention(tf.keras.layers.Layer):
@@ -45,13 +54,12 @@ class SpatialAttention(tf.keras.layers.Layer):
         features = tf.cast(features, tf.float32)
         basis = tf.cast(basis, tf.float32)
         queries = tf.cast(queries, tf.float32)
-        keys, values = features[..., :self.key_channels], features[..., self.key_channels:]
-        q_keys, q_space = queries[..., :self.key_channels], queries[..., self.key_channels:]
+        keys, values = _split_keys(features, self.key_channels)
+        q_keys, q_space = _split_keys(queries, self.key_channels)
         what = tf.einsum("bijc,bnc->bnij", keys, q_keys)
         where = tf.einsum("ijc,bnc->bnij", basis, q_space)
         attention = spatial_softmax(what + where)
-        batch_basis = tf.broadcast_to(basis[None], tf.concat([tf.shape(values)[:1], tf.shape(basis)], 0))
-        answers = attend(attention, tf.concat([values, batch_basis], axis=-1))
+        answers = attend(attention, values, basis)
         return {"answers": answers, "attention": attention, "what": what, "where": where}
 
     def get_config(self):
@@ -72,11 +80,10 @@ class L2KeyAttention(tf.keras.layers.Layer):
     def call(self, features, basis, queries=None):
         features = tf.cast(features, tf.float32)
         basis = tf.cast(basis, tf.float32)
-        keys, values = features[..., :self.key_channels], features[..., self.key_channels:]
+        keys, values = _split_keys(features, self.key_channels)
         what = tf.norm(keys, axis=-1)[:, None]  # [B, 1, h, w]
         attention = spatial_softmax(what)
-        batch_basis = tf.broadcast_to(basis[None], tf.concat([tf.shape(values)[:1], tf.shape(basis)], 0))
-        answers = attend(attention, tf.concat([values, batch_basis], axis=-1))
+        answers = attend(attention, values, basis)
         return {"answers": answers, "attention": attention, "what": what, "where": tf.zeros_like(what)}
 
     def get_config(self):
