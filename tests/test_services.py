@@ -56,6 +56,36 @@ def test_windows_overlap_by_the_bootstrap_step_and_store_the_first_state(server)
     writer.close()
 
 
+def test_batch_reader_keeps_items_across_waits_and_stops_on_request(server):
+    """Items arriving in bursts with gaps longer than the reader's wait are all delivered (a
+    batched tf.data pipeline would drop the partial batch at each timeout)."""
+    import threading
+    import time
+
+    from pipelines.rl.trajectory import BatchReader
+
+    address = f"localhost:{server.port}"
+    Spec = collections.namedtuple("Spec", ["x", "initial_state"])
+    spec = Spec(x=tf.TensorSpec((), tf.int32), initial_state={"h": tf.TensorSpec((2,), tf.float32)})
+    writer = WindowWriter.open(reverb.Client(address), unroll_length=1)
+
+    def produce():
+        for t in range(5):
+            writer.append({"x": np.int32(t)}, {"h": np.full(2, t, np.float32)})
+            writer.flush(timeout_ms=5000, pending=0)
+            time.sleep(0.5)  # > the reader's 100 ms wait
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    reader = BatchReader(address, spec, sequence_length=2, batch_size=2, timeout_ms=100)
+    batches = [reader.next_batch(lambda: False) for _ in range(2)]
+    producer.join()
+    np.testing.assert_array_equal(np.concatenate([b.x.numpy() for b in batches]),
+                                  [[0, 1], [1, 2], [2, 3], [3, 4]])
+    assert reader.next_batch(lambda: True) is None  # a stop request while waiting
+    writer.close()
+
+
 def test_variables_channel(server):
     client = reverb.Client(f"localhost:{server.port}")
     assert pull_variables(client) is None  # nothing pushed yet: actors keep their weights
@@ -89,7 +119,7 @@ def test_actor_process_writes_trajectories_the_learner_can_replay(server, tmp_pa
     push_variables(reverb.Client(address), 7, [v.numpy() for v in network.variables])
     result = _cli("actor", "--env", ENV, "--preset", "small", *sum((["--set", s] for s in MODEL_SET), []),
                   "--train-set", "unroll_length=5", "--replay-address", address, "--root-dir",
-                  str(tmp_path), "--num-envs", "2", "--max-steps", "31")
+                  str(tmp_path), "--actor-id", "0", "--num-envs", "2", "--max-steps", "31")
     assert result.returncode == 0, result.stdout + result.stderr
     assert server.localhost_client().server_info()[TRAJECTORY_TABLE].current_size == 12  # 6 per env
     batch = next(iter(make_dataset(address, experience_spec(network), 6, batch_size=12)))

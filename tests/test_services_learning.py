@@ -56,7 +56,7 @@ def test_small_attention_agent_beats_a_random_policy_on_minigrid(tmp_path):
     baseline = random_returns.mean()
     print(f"random policy {baseline:.3f}; first {EPISODES} episodes {first:.3f}; last {EPISODES} {last:.3f}")
     # Random: about 0.2 (standard error over 100 episodes about 0.03).
-    assert last > baseline + 0.15 and last > 1.6 * baseline, (baseline, first, last)
+    assert last > baseline + 0.12 and last > 1.6 * baseline, (baseline, first, last)
 
     # The run ended cleanly: learner at max frames, a final checkpoint and a SavedModel export.
     progress = json.loads((tmp_path / "learner.json").read_text())

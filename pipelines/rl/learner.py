@@ -18,8 +18,9 @@ latest. A checkpoint is never written while any variable is non-finite (non-fini
 are skipped in the first place, see agents.vtrace_agent).
 
 Frames are counted as consumed emulator frames: batch × unroll × action repeat per batch.
-If the replay server goes away the learner backs off and reconnects; on SIGINT/SIGTERM it
-finishes the current update, checkpoints and exits.
+Trajectories are read with :class:`pipelines.rl.trajectory.BatchReader` (one at a time, none
+lost while waiting). If the replay server goes away the learner backs off and reconnects; on
+SIGINT/SIGTERM it finishes the current update, checkpoints and exits.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from tf_agents.specs import tensor_spec
 from agents.vtrace_agent import VTraceAgent, experience_spec
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
 from pipelines.rl.run_spec import RunSpec, write_json_atomic
-from pipelines.rl.trajectory import make_dataset
+from pipelines.rl.trajectory import BatchReader
 from pipelines.rl.variables import push_variables
 
 PROGRESS_FILE = "learner.json"
@@ -164,24 +165,15 @@ class Learner:
         self.summary_writer.flush()
 
     # ------------------------------------------------------------------ loop
-    def _dataset(self):
-        t = self.spec.train
-        return iter(make_dataset(self.address, experience_spec(self.network), t.sequence_length,
-                                 t.batch_size, timeout_ms=DATA_TIMEOUT_MS))
-
-    def _next_batch(self, iterator):
+    def _next_batch(self, reader: BatchReader):
         """The next batch, reconnecting (with back-off) when the replay server fails."""
         while not self.stop.is_set():
             try:
-                if iterator[0] is None:
-                    iterator[0] = self._dataset()
-                batch = next(iterator[0])
+                batch = reader.next_batch(self.stop.is_set)
                 self.backoff.reset()
                 return batch
-            except StopIteration:  # no data for DATA_TIMEOUT_MS: check for a stop, then wait again
-                iterator[0] = None
             except tf.errors.OpError as e:
-                iterator[0] = None
+                reader.reset()
                 self.backoff.wait(self.stop, f"reading from replay at {self.address}", e)
         return None
 
@@ -190,14 +182,15 @@ class Learner:
         log(f"learner: {self.spec.variant} agent on {t.env_id} ({self.num_actions} actions), batch "
             f"{t.batch_size} x unroll {t.unroll_length}, replay at {self.address}, root {self.root_dir}")
         self.push()
-        iterator = [None]
+        reader = BatchReader(self.address, experience_spec(self.network), t.sequence_length,
+                             t.batch_size, timeout_ms=DATA_TIMEOUT_MS)
         start_time, start_frames = time.time(), int(self.frames.numpy())
         last_checkpoint, last_progress, steps = time.time(), 0.0, 0
         fps = 0.0
         try:
             while (int(self.frames.numpy()) < t.max_frames and not self.stop.is_set()
                    and (max_steps is None or steps < max_steps)):
-                batch = self._next_batch(iterator)
+                batch = self._next_batch(reader)
                 if batch is None:
                     break
                 info = self.agent.train(batch)

@@ -17,6 +17,7 @@ trajectory rather than once per step.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -43,14 +44,15 @@ def item_signature(spec, sequence_length: int):
     return dtypes, shapes
 
 
-def make_dataset(server_address: str, spec, sequence_length: int, batch_size: int,
-                 table: str = TRAJECTORY_TABLE, timeout_ms: int = -1) -> tf.data.Dataset:
-    """Batches of ``batch_size`` trajectories from the queue as ``Experience`` ``[B, T+1, ...]``.
+def make_dataset(server_address: str, spec, sequence_length: int, batch_size: Optional[int],
+                 table: str = TRAJECTORY_TABLE, timeout_ms: int = -1,
+                 max_in_flight: Optional[int] = None) -> tf.data.Dataset:
+    """Batches of ``batch_size`` trajectories from the queue as ``Experience`` ``[B, T+1, ...]``
+    (``batch_size=None``: single trajectories ``[T+1, ...]``).
 
     Each item is sampled exactly once (the table is a queue). One sampler worker keeps at most
-    ``batch_size`` items in flight, so the queue's back-pressure reaches the actors (more
-    in-flight samples would drain the queue into client buffers and raise the policy lag).
-    Blocks while the queue is empty;
+    ``max_in_flight`` (default ``batch_size``) items in flight, so the queue's back-pressure
+    reaches the actors. Blocks while the queue is empty;
     with ``timeout_ms >= 0`` the dataset instead ends after waiting that long for an item
     (so that a caller can check for a stop request and iterate a fresh dataset).
     """
@@ -58,12 +60,53 @@ def make_dataset(server_address: str, spec, sequence_length: int, batch_size: in
 
     dtypes, shapes = item_signature(spec, sequence_length)
     dataset = reverb.TrajectoryDataset(server_address, table, dtypes, shapes,
-                                       max_in_flight_samples_per_worker=batch_size,
+                                       max_in_flight_samples_per_worker=max_in_flight or batch_size or 1,
                                        num_workers_per_iterator=1,
                                        rate_limiter_timeout_ms=timeout_ms)
     experience_type = type(spec)
     dataset = dataset.map(lambda sample: experience_type(**sample.data))
+    if batch_size is None:
+        return dataset
     return dataset.batch(batch_size, drop_remainder=True).prefetch(1)
+
+
+class BatchReader:
+    """The learner's reader: batches of ``batch_size`` trajectories, losing none.
+
+    Items are sampled one at a time with a ``timeout_ms`` wait, so that the caller regains
+    control (to honour a stop request) while the queue is empty; items received before such
+    a timeout, or before a replay failure, are kept for the next batch. (A batched
+    ``tf.data`` pipeline would drop a partial batch whenever a wait timed out.)
+    """
+
+    def __init__(self, server_address: str, spec, sequence_length: int, batch_size: int,
+                 timeout_ms: int = 2000, table: str = TRAJECTORY_TABLE):
+        self._args = (server_address, spec, sequence_length, None, table, timeout_ms, 1)
+        self.batch_size = batch_size
+        self._type = type(spec)
+        self._iterator = None
+        self._pending = []
+
+    def reset(self) -> None:
+        """Drops the connection (after a replay failure); received items are kept."""
+        self._iterator = None
+
+    def next_batch(self, should_stop) -> Optional[object]:
+        """The next ``Experience [B, T+1, ...]``, or None once ``should_stop()`` is true.
+        Raises ``tf.errors.OpError`` if the replay server fails."""
+        while len(self._pending) < self.batch_size:
+            if should_stop():
+                return None
+            if self._iterator is None:
+                self._iterator = iter(make_dataset(*self._args))
+            try:
+                item = next(self._iterator)
+            except StopIteration:  # nothing arrived within timeout_ms
+                self._iterator = None
+                continue
+            self._pending.append(tf.nest.map_structure(lambda x: x.numpy(), item))
+        batch, self._pending = self._pending[:self.batch_size], self._pending[self.batch_size:]
+        return tf.nest.map_structure(lambda *xs: tf.convert_to_tensor(np.stack(xs)), *batch)
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
-from s3ta_tf.config.overrides import apply_overrides
+from s3ta_tf.config.overrides import from_preset
 
 POLICIES = ("sample", "greedy")
 
@@ -81,6 +81,4 @@ ANALYSIS_PRESETS = {
 
 def analysis_config(preset: str = "paper", overrides=None) -> AnalysisConfig:
     """The named preset with ``overrides`` (``["field=value", ...]`` or a dict) applied."""
-    if preset not in ANALYSIS_PRESETS:
-        raise ValueError(f"unknown analysis preset {preset!r}; expected one of {sorted(ANALYSIS_PRESETS)}")
-    return apply_overrides(ANALYSIS_PRESETS[preset], overrides)
+    return from_preset(ANALYSIS_PRESETS, preset, overrides, "analysis preset")

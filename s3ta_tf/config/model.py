@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
-from s3ta_tf.config.overrides import apply_overrides
+from s3ta_tf.config.overrides import from_preset
 
 AGENT_VARIANTS = ("attention", "fixed-query", "l2-keys", "feedforward", "lstm")
 PRECISIONS = ("float32", "bfloat16")
@@ -105,6 +105,4 @@ AGENT_PRESETS = {
 
 def agent_config(preset: str = "paper", overrides=None) -> AgentConfig:
     """The named preset with ``overrides`` (``["field=value", ...]`` or a dict) applied."""
-    if preset not in AGENT_PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(AGENT_PRESETS)}")
-    return apply_overrides(AGENT_PRESETS[preset], overrides)
+    return from_preset(AGENT_PRESETS, preset, overrides, "preset")

@@ -88,3 +88,11 @@ def from_dict(cfg_cls: type, data: Mapping[str, Any]):
                 v = tuple(v)
             kwargs[f.name] = v
     return cfg_cls(**kwargs)
+
+
+def from_preset(presets: Mapping[str, Any], preset: str, overrides=None, kind: str = "preset"):
+    """``presets[preset]`` with ``overrides`` (``["field=value", ...]`` or a dict) applied;
+    an unknown name raises ValueError listing the known ones."""
+    if preset not in presets:
+        raise ValueError(f"unknown {kind} {preset!r}; expected one of {sorted(presets)}")
+    return apply_overrides(presets[preset], overrides)

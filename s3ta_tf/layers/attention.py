@@ -29,13 +29,34 @@ def spatial_softmax(logits):
     return tf.reshape(tf.nn.softmax(flat, axis=-1), shape)
 
 
+def _flatten_space(x):
+    """``[B, h, w, c] -> [B, h·w, c]`` (or ``[h, w, c] -> [h·w, c]``)."""
+    shape = tf.shape(x)
+    return tf.reshape(x, tf.concat([shape[:-3], [shape[-3] * shape[-2], shape[-1]]], 0))
+
+
 def attend(attention, values, basis):
     """Answers ``a [B, N, c_V + c_S]`` = Σ_ij A[b, n, i, j] · [V, S][b, i, j, :].
 
-    The value and basis parts are computed separately (no [B, h, w, c_V + c_S] concat of a
-    batch-broadcast basis): ``[A·V, A·S]``."""
-    return tf.concat([tf.einsum("bnij,bijc->bnc", attention, values),
-                      tf.einsum("bnij,ijc->bnc", attention, basis)], axis=-1)
+    Two batched matmuls over the flattened space, ``[A·V, A·S]``, with no batch-broadcast copy
+    of the basis."""
+    shape = tf.shape(attention)
+    flat = tf.reshape(attention, [shape[0], shape[1], -1])                       # [B, N, hw]
+    answer_values = tf.matmul(flat, _flatten_space(values))                        # [B, N, c_V]
+    answer_basis = tf.reshape(tf.matmul(tf.reshape(flat, [-1, shape[2] * shape[3]]), _flatten_space(basis)),
+                              [shape[0], shape[1], -1])                           # [B, N, c_S]
+    return tf.concat([answer_values, answer_basis], axis=-1)
+
+
+def _logit_maps(queries, keys, basis):
+    """``what [B, N, h, w]`` = q_K·K and ``where [B, N, h, w]`` = q_S·S as batched matmuls."""
+    shape = tf.shape(keys)
+    b, n = shape[0], tf.shape(queries)[1]
+    q_keys, q_space = _split_keys(queries, keys.shape[-1])
+    what = tf.matmul(q_keys, _flatten_space(keys), transpose_b=True)              # [B, N, hw]
+    where = tf.matmul(tf.reshape(q_space, [b * n, -1]), _flatten_space(basis), transpose_b=True)
+    to_maps = lambda x: tf.reshape(x, [b, n, shape[1], shape[2]])
+    return to_maps(what), to_maps(where)
 
 
 class SpatialAttention(tf.keras.layers.Layer):
@@ -55,9 +76,7 @@ class SpatialAttention(tf.keras.layers.Layer):
         basis = tf.cast(basis, tf.float32)
         queries = tf.cast(queries, tf.float32)
         keys, values = _split_keys(features, self.key_channels)
-        q_keys, q_space = _split_keys(queries, self.key_channels)
-        what = tf.einsum("bijc,bnc->bnij", keys, q_keys)
-        where = tf.einsum("ijc,bnc->bnij", basis, q_space)
+        what, where = _logit_maps(queries, keys, basis)
         attention = spatial_softmax(what + where)
         answers = attend(attention, values, basis)
         return {"answers": answers, "attention": attention, "what": what, "where": where}
