@@ -15,7 +15,7 @@ import time
 import tensorflow as tf
 
 from pipelines.classify.train import make_optimizer, make_train_step
-from s3ta_tf.bench import _timeit, matmul_peak_gflops
+from pipelines.bench_common import median_seconds, matmul_peak_gflops
 from s3ta_tf.config.classify import classify_config
 from s3ta_tf.models.classifier import build_classifier
 
@@ -56,7 +56,7 @@ def run_classify_benchmark(out_path=None, args=None, batch_size: int = None,
             t0 = time.perf_counter()
             step(x, y, t)["loss"].numpy()
             first = time.perf_counter() - t0
-            sec = _timeit(lambda: step(x, y, t)["loss"].numpy(), secs, 2)
+            sec = median_seconds(lambda: step(x, y, t)["loss"].numpy(), secs, 2)
             gflops = 3 * flops * batch / sec / 1e9
             entry[f"T{t}"] = {"images_per_s": batch / sec, "s_per_step": sec,
                               "first_call_s": first, "gflop_per_image_forward": flops / 1e9,

@@ -8,7 +8,7 @@ import time
 
 # target -> (module, function(out_path, args) -> dict, help)
 TARGETS = {
-    "model": ("s3ta_tf.bench", "run_model_benchmark",
+    "model": ("pipelines.model_bench", "run_model_benchmark",
               "actor-step latency (batch 1, 16) and learner samples/s (unroll 50 x batch 32, "
               "forward+backward+RMSProp) in float32 and bfloat16, GFLOP/s against the measured peak"),
     "analysis": ("pipelines.analysis.bench", "run_analysis_benchmark",
@@ -16,6 +16,9 @@ TARGETS = {
                  "on 210x160 frames, batched, attention agent and feed-forward baseline"),
     "classify": ("pipelines.classify.bench", "run_classify_benchmark",
                  "ImageNet S3TA (ResNet-50 v2) training images/s at T=1,4,8, float32/bfloat16 vs measured peak"),
+    "e2e": ("pipelines.rl.bench", "run_e2e_benchmark",
+            "end-to-end frames/s of 's3ta train' (paper attention agent on Pong) next to raw ALE frames/s "
+            "and the compute bound (measured peak GFLOP/s over GFLOP per agent step, actor plus learner)"),
 }
 
 

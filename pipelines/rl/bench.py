@@ -2,7 +2,7 @@
 
 1. **Raw ALE frames/s**: one ``make_environment(env)`` stepped with random actions in this
    process (emulator frames: agent steps × 4).
-2. **Compute bound**: the measured float32 matmul peak (GFLOP/s, ``s3ta_tf.bench``) divided by
+2. **Compute bound**: the measured float32 matmul peak (GFLOP/s, ``pipelines.bench_common``) divided by
    the GFLOP one emulator frame costs: per agent step, the actor's forward step plus the
    learner's forward + backward (3× forward, ``s3ta_tf.flops``) = 4× the step's FLOPs, spread
    over the 4 frames of the action repeat.
@@ -111,7 +111,7 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
 
 
 def run_e2e_benchmark(out_path=None, args=None) -> dict:
-    from s3ta_tf.bench import matmul_peak_gflops
+    from pipelines.bench_common import matmul_peak_gflops
     import tensorflow as tf
     from pipelines.rl.run_spec import RunSpec
 

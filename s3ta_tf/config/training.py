@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from s3ta_tf.config.overrides import apply_overrides
+from s3ta_tf.config.overrides import from_preset
 
 GRADIENT_CLIP_MODES = ("global_norm", "value")
 
@@ -107,6 +107,4 @@ TRAIN_PRESETS = {
 
 def train_config(preset: str = "paper", overrides=None) -> TrainConfig:
     """The named preset with ``overrides`` (``["field=value", ...]`` or a dict) applied."""
-    if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown training preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
-    return apply_overrides(TRAIN_PRESETS[preset], overrides)
+    return from_preset(TRAIN_PRESETS, preset, overrides, "training preset")
