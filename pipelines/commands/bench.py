@@ -31,6 +31,8 @@ def register(sub):
     p.add_argument("--out-dir", default="bench/results", help="where the JSON goes (default: bench/results)")
     p.add_argument("--preset", default="paper", help="model preset (default: paper)")
     p.add_argument("--agent", default="attention", help="model variant (default: attention)")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
+                   help="compute precision for 'e2e' (default float32; 'model' always measures both)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier numbers)")
     p.set_defaults(func=run)
 

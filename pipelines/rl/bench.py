@@ -2,7 +2,7 @@
 
 1. **Raw ALE frames/s**: one ``make_environment(env)`` stepped with random actions in this
    process (emulator frames: agent steps × 4).
-2. **Compute bound**: the measured float32 matmul peak (GFLOP/s, ``pipelines.bench_common``) divided by
+2. **Compute bound**: the measured matmul peak in the run's precision (GFLOP/s, ``pipelines.bench_common``) divided by
    the GFLOP one emulator frame costs: per agent step, the actor's forward step plus the
    learner's forward + backward (3× forward, ``s3ta_tf.flops``) = 4× the step's FLOPs, spread
    over the 4 frames of the action repeat.
@@ -121,29 +121,31 @@ def run_e2e_benchmark(out_path=None, args=None) -> dict:
     quick = bool(getattr(args, "quick", False))
     seconds = float(getattr(args, "seconds", None) or (150 if quick else 600))
     actors = int(getattr(args, "actors", None) or 1)
-    spec = RunSpec.from_args(preset, agent, env_id=env_id)
+    precision = getattr(args, "precision", None) or "float32"
+    spec = RunSpec.from_args(preset, agent, env_id=env_id, precision=precision)
     env = spec.make_environment(seed=0)
     num_actions, frames_per_step = env.num_actions, env.frames_per_step
     env.close()
 
     raw = raw_env_frames_per_second(env_id, seconds=3.0 if quick else 10.0)
-    peak = matmul_peak_gflops(tf.float32, seconds=2.0 if quick else 5.0)
+    peak = matmul_peak_gflops(tf.as_dtype(precision), seconds=2.0 if quick else 5.0)
     bound = compute_bound(spec, num_actions, frames_per_step, peak)
     root_dir = tempfile.mkdtemp(prefix="s3ta-bench-e2e-")
     try:
         train = measure_train(env_id, preset, agent, actors, seconds, warmup_seconds=seconds / 3,
-                              root_dir=root_dir)
+                              root_dir=root_dir, extra_args=("--precision", precision))
     finally:
         shutil.rmtree(root_dir, ignore_errors=True)
     fps = train["learner_frames_per_second"] or train["actor_frames_per_second"]
     return {
         "benchmark": "e2e", "env": env_id, "preset": preset, "agent": agent, "actors": actors,
+        "precision": precision,
         "num_actions": num_actions, "frames_per_step": frames_per_step, "cpu_count": os.cpu_count(),
         "frames_per_second": fps,
         "frames_per_second_source": "learner" if train["learner_frames_per_second"] else "actors",
         "train": train,
         "raw_env_frames_per_second": raw,
-        "peak_gflops_float32": peak,
+        "peak_gflops": peak,
         "compute_bound": bound,
         "ratio_to_raw_env": fps / raw if fps else None,
         "ratio_to_compute_bound": fps / bound["frames_per_second"] if fps else None,
