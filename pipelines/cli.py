@@ -12,7 +12,9 @@ import importlib
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
+# Before anything imports TensorFlow: hide its C++ INFO/WARNING/ERROR start-up noise on CPU-only
+# machines (e.g. "Unable to register cuDNN factory"); real failures still raise Python errors.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # (module, one-line summary); the module registers the subcommand(s) it names.
 SUBCOMMANDS = [

@@ -50,6 +50,13 @@ def as_rgba(sprite: np.ndarray) -> np.ndarray:
     return sprite
 
 
+def resolve_position(sprite: np.ndarray, position, frame_hw) -> Tuple[int, int]:
+    """``position`` as ``(y, x)``; an empty position centres the sprite in the frame."""
+    if len(position) == 0:
+        return (int(frame_hw[0]) - sprite.shape[0]) // 2, (int(frame_hw[1]) - sprite.shape[1]) // 2
+    return int(position[0]), int(position[1])
+
+
 def sprite_box(sprite: np.ndarray, position, frame_hw) -> Box:
     """The part of the frame the sprite covers at top-left ``position = (y, x)``, clipped."""
     y, x = (int(v) for v in position)

@@ -160,10 +160,11 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
     has_attention = getattr(stepper, "num_heads", 0) > 0
     sprite = ns.default_sprite() if sprite is None else ns.as_rgba(sprite)
     t0 = cfg.probe_time if cfg.probe_time >= 0 else steps // 2
+    probe_position = ns.resolve_position(sprite, cfg.probe_position, stepper.observation_shape[:2])
     if has_attention:        # fail before the long work, not after it
         if not 0 <= t0 < steps:
             raise ValueError(f"probe_time={t0} must be within the {steps} analysed steps")
-        ns.sprite_box(sprite, cfg.probe_position, stepper.observation_shape[:2])
+        ns.sprite_box(sprite, probe_position, stepper.observation_shape[:2])
 
     t = time.perf_counter()
     env = make_env()
@@ -272,8 +273,8 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
             report.table(["frame", "head", "saliency of", "Spearman ρ", "top-k saliency share", "chance"], rows)
 
     if has_attention:
-        _log(f"analyze: novel-state probe (sprite at step {t0}, position {tuple(cfg.probe_position)})")
-        result, probe_run = ns.probe_in_environment(stepper, make_env, steps, sprite, cfg.probe_position, t0,
+        _log(f"analyze: novel-state probe (sprite at step {t0}, position {probe_position})")
+        result, probe_run = ns.probe_in_environment(stepper, make_env, steps, sprite, probe_position, t0,
                                                     cfg.probe_duration, cfg.policy, cfg.seed, control=rollout,
                                                     progress=progress)
         summary["novel_state"] = result.summary()

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of the environment and the action sampling")
     p.add_argument("--sprite", default=None, metavar="PNG", help="sprite for the novel-state probe")
     p.add_argument("--probe-time", type=int, default=None, help="first step showing the sprite (default: steps/2)")
-    p.add_argument("--probe-position", default=None, metavar="Y,X", help="top-left pixel of the sprite")
+    p.add_argument("--probe-position", default=None, metavar="Y,X", help="top-left pixel of the sprite (default: centred in the frame)")
     p.add_argument("--resize-observations", action="store_true",
                    help="resize frames to the model's input shape instead of failing on a mismatch")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

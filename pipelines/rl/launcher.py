@@ -69,7 +69,7 @@ class Service:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         environ = dict(os.environ)
         environ["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, environ.get("PYTHONPATH")) if p)
-        environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         environ["PYTHONUNBUFFERED"] = "1"
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
@@ -209,7 +209,13 @@ class Launcher:
         finally:
             self._shutdown()
         self._show_progress(final=True)
-        return 0 if not self.learner.poll() else self.learner.poll()
+        code = self.learner.poll() or 0
+        if code == 0:
+            export = os.path.join(self.root_dir, "export", "latest")
+            log(f"train: done. SavedModel: {export}; checkpoints: {os.path.join(self.root_dir, 'checkpoints')}; "
+                f"TensorBoard: tensorboard --logdir {os.path.join(self.root_dir, 'summaries')}; "
+                f"look inside: s3ta analyze --model {export} --env ENV_ID --steps 300 --out DIR")
+        return code
 
     def _supervise(self) -> bool:
         """Restarts exited services; returns True when the run is finished."""

@@ -39,7 +39,7 @@ class AnalysisConfig:
     # Novel-state probe: splice a sprite into the observations (pixels only).
     probe_time: int = -1                # first spliced step; -1 = steps // 2
     probe_duration: int = 20            # steps during which the sprite is shown
-    probe_position: Tuple[int, ...] = (100, 40)   # (y, x) of the sprite's top-left corner
+    probe_position: Tuple[int, ...] = ()   # (y, x) of the sprite's top-left corner; () = centred
     probe_sprite: str = ""              # PNG path; "" = the built-in sprite
 
     def __post_init__(self):
@@ -59,8 +59,9 @@ class AnalysisConfig:
             raise ValueError("saliency_mask_sigma and saliency_blur_sigma must be > 0")
         if not 0.0 < self.top_k_fraction <= 1.0:
             raise ValueError(f"top_k_fraction must be in (0, 1], got {self.top_k_fraction}")
-        if len(self.probe_position) != 2:
-            raise ValueError(f"probe_position must be y,x; got {self.probe_position}")
+        if len(self.probe_position) not in (0, 2):
+            raise ValueError(f"probe_position must be y,x (or empty for the frame's centre); "
+                             f"got {self.probe_position}")
 
 
 ANALYSIS_PRESETS = {
