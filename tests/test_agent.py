@@ -138,16 +138,21 @@ def test_transitions_cut_episode_ends_and_bootstrap_truncation(network):
 
 
 def test_training_lowers_the_loss_on_a_fixed_batch(network):
+    """With discount 0 and on-policy data the V-trace targets are the rewards themselves
+    (v_s = r_s), so the baseline loss is a fixed regression that the updates must lower.
+    (The total V-trace loss is no fixed objective: its targets and advantages move with the
+    parameters, so its sign of change on a few small steps is not a property to test.)"""
     tf.random.set_seed(1)
     net = AgentNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
     agent, _ = make_agent(net, unroll_length=5, learning_rate=1e-3)
     exp = collect(net, steps=6, seed=3)
-    before = float(agent.loss(exp).loss)
+    exp = exp._replace(discount=tf.zeros_like(exp.discount), reward=tf.ones_like(exp.reward))
+    before = float(agent.loss(exp).extra["baseline"])
     for _ in range(15):
         info = agent.train(exp)
         assert bool(info.extra.applied)
-    after = float(agent.loss(exp).loss)
-    assert after < before, (before, after)
+    after = float(agent.loss(exp).extra["baseline"])
+    assert after < 0.95 * before, (before, after)  # 0.76-0.87 of it over seeds 0-5
     assert int(agent.train_step_counter.numpy()) == 15
     assert info.extra.gradient_norm.numpy() > 0
 
