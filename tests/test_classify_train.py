@@ -23,7 +23,7 @@ from s3ta_tf.config.classify import classify_config
 
 # Tiny and fast: 3 colour-coded ImageNet classes at 32x32, batch 8.
 TINY = ["train.batch_size=8", "train.summary_every=1", "train.checkpoint_every=4",
-        "train.learning_rate=0.05", "data.shuffle_buffer=16", "seq_len=3",
+        "train.learning_rate=0.02", "data.shuffle_buffer=16", "seq_len=3",
         "train.curriculum_seq_len=2", "train.curriculum_steps=3"]
 
 
