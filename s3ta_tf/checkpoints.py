@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import tensorflow as tf
 
+from s3ta_tf.atomic_io import write_json_atomic
 from s3ta_tf.config import AgentConfig, from_dict, to_dict
 from s3ta_tf.models.agent import Agent, build_agent
 
 MODEL_CONFIG_FILE = "model_config.json"
-
-
-def write_json_atomic(path: str, data) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def save_model_config(directory: str, model: Agent) -> None:

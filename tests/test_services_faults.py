@@ -4,7 +4,6 @@ from its checkpoint, a killed replay server is restarted and both sides reconnec
 Ctrl-C stops everything cleanly after a final checkpoint. The tests run in order on one run."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -13,20 +12,13 @@ import sys
 import time
 
 import pytest
+from s3ta_tf.atomic_io import read_json_or_none
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_SET = ["observation_shape=24,24,3", "convlstm_channels=16", "query_hidden=16",
              "answer_hidden=32", "lstm_units=16", "head_hidden=16"]
 TRAIN_SET = ["unroll_length=5", "batch_size=2", "queue_size=8", "envs_per_actor=2",
              "checkpoint_interval_secs=1", "summary_interval=1", "variable_pull_interval=5"]
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def wait_until(condition, timeout, what):
@@ -51,15 +43,15 @@ class Run:
                                      env=env, stdout=self.out, stderr=subprocess.STDOUT)
 
     def services(self):
-        state = read_json(os.path.join(self.root, "launcher.json")) or {"services": {}}
+        state = read_json_or_none(os.path.join(self.root, "launcher.json")) or {"services": {}}
         return state["services"]
 
     def train_step(self):
-        progress = read_json(os.path.join(self.root, "learner.json"))
+        progress = read_json_or_none(os.path.join(self.root, "learner.json"))
         return progress["train_step"] if progress else 0
 
     def actor_frames(self, index):
-        status = read_json(os.path.join(self.root, "actors", f"actor-{index}.json"))
+        status = read_json_or_none(os.path.join(self.root, "actors", f"actor-{index}.json"))
         return status["frames"] if status else 0
 
     def log(self, name):

@@ -9,7 +9,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pipelines.classify.data import load_dataset, make_pipeline
-from pipelines.classify.run import atomic_write_text, restore_model
+from pipelines.classify.run import restore_model
+from s3ta_tf.atomic_io import write_text_atomic
 
 
 def top_k_correct(logits: tf.Tensor, labels: tf.Tensor, k: int) -> tf.Tensor:
@@ -48,5 +49,5 @@ def evaluate(root_dir: str, data_dir: str, manual_dir: Optional[str] = None,
         raise ValueError(f"split {split!r} of {info.dataset!r} is empty")
     result = {"dataset": info.dataset, "split": split, "checkpoint": ckpt_path, "examples": n,
               "seq_len": info.seq_len, "top1": top1 / n, "top5": top5 / n}
-    atomic_write_text(os.path.join(root_dir, f"eval_{split}.json"), json.dumps(result, indent=2))
+    write_text_atomic(os.path.join(root_dir, f"eval_{split}.json"), json.dumps(result, indent=2))
     return result

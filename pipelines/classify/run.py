@@ -16,6 +16,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from s3ta_tf.atomic_io import write_text_atomic
 from s3ta_tf.config.classify import (ClassifyConfig, classify_config_from_dict,
                                      classify_config_to_dict)
 from s3ta_tf.models.classifier import build_classifier
@@ -48,18 +49,9 @@ class RunInfo:
                    video=bool(d["video"]), seq_len=int(d["seq_len"]))
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_run_info(root_dir: str, info: RunInfo) -> None:
     os.makedirs(root_dir, exist_ok=True)
-    atomic_write_text(os.path.join(root_dir, RUN_FILE), json.dumps(info.to_json(), indent=2))
+    write_text_atomic(os.path.join(root_dir, RUN_FILE), json.dumps(info.to_json(), indent=2))
 
 
 def load_run_info(root_dir: str) -> RunInfo:

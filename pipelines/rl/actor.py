@@ -25,7 +25,8 @@ from tf_agents.trajectories import time_step as ts
 
 from agents.policies import AgentPolicy
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
-from pipelines.rl.run_spec import RunSpec, write_json_atomic
+from pipelines.rl.run_spec import RunSpec
+from s3ta_tf.atomic_io import write_json_atomic
 from pipelines.rl.trajectory import WindowWriter, as_numpy_state
 from pipelines.rl.variables import assign_variables, pull_variables
 

@@ -17,7 +17,6 @@ Reports frames/s, and the ratios to the raw ALE rate and to the compute bound.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ import tempfile
 import time
 
 from pipelines.rl.launcher import PROJECT_ROOT
+from s3ta_tf.atomic_io import read_json_or_none
 
 FORWARD_BACKWARD = 3.0  # learner forward + backward ≈ 3 forwards (s3ta_tf.flops convention)
 
@@ -56,14 +56,6 @@ def compute_bound(spec, num_actions: int, frames_per_step: int, peak_gflops: flo
             "frames_per_second": peak_gflops / per_agent_step * frames_per_step}
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: float,
                   warmup_seconds: float, root_dir: str, extra_args=()) -> dict:
     """Runs ``s3ta train`` for ``seconds`` and samples its progress files."""
@@ -83,8 +75,8 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
     try:
         while time.time() - start < seconds and proc.poll() is None:
             time.sleep(2.0)
-            learner = _read(os.path.join(root_dir, "learner.json"))
-            actor_frames = sum((_read(p) or {}).get("frames", 0)
+            learner = read_json_or_none(os.path.join(root_dir, "learner.json"))
+            actor_frames = sum((read_json_or_none(p) or {}).get("frames", 0)
                                for p in glob.glob(os.path.join(root_dir, "actors", "actor-*.json")))
             samples.append({"t": time.time() - start,
                             "learner_frames": learner["frames"] if learner else 0,

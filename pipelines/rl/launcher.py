@@ -28,7 +28,7 @@ import time
 from typing import List, Optional
 
 from pipelines.rl.lifecycle import StopFlag, log
-from pipelines.rl.run_spec import write_json_atomic
+from s3ta_tf.atomic_io import read_json_or_none, write_json_atomic
 
 POLL_SECS = 0.5
 RESTART_DELAY_SECS = 2.0
@@ -252,11 +252,8 @@ class Launcher:
             return
         self._last_line = now
         self.returns.update()
-        try:
-            with open(os.path.join(self.root_dir, "learner.json")) as f:
-                p = json.load(f)
-        except (OSError, ValueError):
-            p = {"frames": 0, "frames_per_second": 0.0, "train_step": 0}
+        p = (read_json_or_none(os.path.join(self.root_dir, "learner.json"))
+             or {"frames": 0, "frames_per_second": 0.0, "train_step": 0})
         frames, fps = p.get("frames", 0), p.get("frames_per_second") or 0.0
         pct = 100.0 * frames / self.max_frames
         eta = _duration((self.max_frames - frames) / fps) if fps > 0 else "?"

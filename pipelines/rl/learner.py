@@ -36,7 +36,8 @@ from tf_agents.specs import tensor_spec
 
 from agents.vtrace_agent import VTraceAgent, experience_spec
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
-from pipelines.rl.run_spec import RunSpec, write_json_atomic
+from pipelines.rl.run_spec import RunSpec
+from s3ta_tf.atomic_io import write_json_atomic
 from pipelines.rl.trajectory import BatchReader
 from pipelines.rl.variables import push_variables
 

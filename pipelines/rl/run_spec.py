@@ -12,6 +12,7 @@ import os
 from typing import Optional, Sequence
 
 from s3ta_tf.config import AGENT_PRESETS, agent_config, from_dict, to_dict, AgentConfig
+from s3ta_tf.atomic_io import write_json_atomic
 from s3ta_tf.config.training import TRAIN_PRESETS, TrainConfig, train_config
 
 CONFIG_FILE = "config.json"
@@ -89,12 +90,3 @@ def load_run_config(root_dir: str) -> tuple:
     with open(path) as f:
         data = json.load(f)
     return data["variant"], from_dict(AgentConfig, data["agent_config"]), int(data["num_actions"])
-
-
-def write_json_atomic(path: str, data) -> None:
-    """Writes JSON to ``path`` via a temporary file and ``os.replace`` (readers never see half)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
