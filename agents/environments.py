@@ -10,15 +10,17 @@ The step after a LAST starts a new episode (the action is ignored), as TF-Agents
 Observations are uint8 pixels ``[H, W, 3]``; actions are int32 scalars in ``[0, num_actions)``.
 
 :func:`make_environment` builds the paper's Atari setting from an ALE v5 id (``ALE/Pong-v5``):
-action repeat ``frame_skip`` = 4 inside ALE (the frames in between never reach the agent),
+action repeat ``frame_skip`` = 4 with the per-pixel maximum over the last two emulator frames of
+each repeat (:class:`MaxPoolActionRepeat`; ``max_pool_frames=False``: ALE's own frame skip),
 no sticky actions unless asked (then p = 0.25), the minimal action set unless
 ``full_action_space``, up to ``noop_max`` = 30 random no-op steps at reset, episodes
 truncated after ``max_episode_frames`` = 108,000 emulator frames (30 minutes). Any other
 gymnasium id with ``[H, W, 3]`` uint8 observations and discrete actions works as is;
 MiniGrid ids (``MiniGrid-Empty-5x5-v0``) are given fully observable RGB pixel observations.
 
-Frames are counted as emulator frames: every agent step costs ``frames_per_step``
-(= ``frame_skip``) frames, no-op steps at reset included.
+Frames are counted as emulator frames actually stepped: every agent step costs
+``frames_per_step`` (= ``frame_skip``) frames, fewer when a game ends inside an action repeat;
+no-op steps at reset are included, and a reset by itself steps no frame.
 """
 from __future__ import annotations
 
@@ -62,6 +64,55 @@ class FrameCounter(gym.Wrapper):
         self.frame_count += self.frames_per_step
         self.episode_frames += self.frames_per_step
         return self.env.step(action)
+
+
+class MaxPoolActionRepeat(gym.Wrapper):
+    """ALE action repeat that does not lose flickering objects: repeats the action ``repeat``
+    times on the emulator and returns the per-pixel maximum of the last two frames (DQN's
+    preprocessing; sprites drawn on alternate frames — Space Invaders' shots, Pong's ball at
+    some moments — vanish from a single frame). Stops early at a game over.
+
+    Wraps an ALE v5 env made with ``frameskip=1``; counts the emulator frames it actually steps
+    in ``frame_count`` / ``episode_frames`` (so an early stop is charged what it stepped).
+    """
+
+    def __init__(self, env: gym.Env, repeat: int):
+        super().__init__(env)
+        if repeat < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {repeat}")
+        base = env.unwrapped
+        self.repeat, self._ale, self._action_set = int(repeat), base.ale, base._action_set  # noqa: SLF001
+        shape = env.observation_space.shape
+        self._screens = np.zeros((2,) + tuple(shape), np.uint8)
+        self.frame_count = 0
+        self.episode_frames = 0
+
+    def reset(self, **kwargs):
+        self.episode_frames = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        ale, screens = self._ale, self._screens
+        ale_action = self._action_set[int(action)]
+        total, stepped, terminated = 0.0, 0, False
+        for k in range(self.repeat):
+            total += ale.act(ale_action)
+            stepped += 1
+            if ale.game_over(with_truncation=False):
+                terminated = True
+                break
+            if ale.game_truncated():
+                break
+            if k >= self.repeat - 2:
+                ale.getScreenRGB(screens[k - (self.repeat - 2)])
+        self.frame_count += stepped
+        self.episode_frames += stepped
+        if stepped == self.repeat and self.repeat >= 2:
+            frame = np.maximum(screens[0], screens[1])
+        else:  # an early end, or no repeat: the current frame
+            frame = ale.getScreenRGB()
+        truncated = (not terminated) and ale.game_truncated()
+        return frame, total, terminated, truncated, {"lives": ale.lives(), "frames": stepped}
 
 
 class ActionRepeat(gym.Wrapper):
@@ -164,7 +215,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
                  observation_shape: Optional[Sequence[int]] = None, name: Optional[str] = None,
                  frames_per_step: int = 1):
         super().__init__(handle_auto_reset=True)
-        self._counter = _find_wrapper(env, FrameCounter)
+        self._counter = _find_wrapper(env, (FrameCounter, MaxPoolActionRepeat))
         if self._counter is None:
             env = self._counter = FrameCounter(env, frames_per_step)
         self._env = env
@@ -303,6 +354,37 @@ def _gym_make(env_id: str, **kwargs) -> gym.Env:
                          f"registered gymnasium id with image observations") from None
 
 
+def _cached_rgb_wrapper(env: gym.Env, cache_size: int = 4096) -> gym.Env:
+    """MiniGrid's fully observable RGB pixels (``RGBImgObsWrapper``) with a render cache.
+
+    The full-grid frame is a function of the grid's contents and the agent's position and
+    direction (the highlighted view cone too), so a state seen before is not drawn again:
+    rendering is most of a MiniGrid step's cost, and small grids revisit few states.
+    """
+    from collections import OrderedDict
+    from minigrid.wrappers import RGBImgObsWrapper
+
+    class CachedRGBImgObsWrapper(RGBImgObsWrapper):
+        def __init__(self, env, tile_size=8):
+            super().__init__(env, tile_size)
+            self._cache = OrderedDict()
+
+        def observation(self, obs):
+            u = self.unwrapped
+            key = (u.grid.encode().tobytes(), tuple(int(x) for x in u.agent_pos), int(u.agent_dir))
+            image = self._cache.get(key)
+            if image is None:
+                image = u.get_frame(highlight=u.highlight, tile_size=self.tile_size)
+                self._cache[key] = image
+                if len(self._cache) > cache_size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+            return {**obs, "image": image.copy()}
+
+    return CachedRGBImgObsWrapper(env)
+
+
 def _is_minigrid(env: gym.Env) -> bool:
     try:
         from minigrid.minigrid_env import MiniGridEnv
@@ -314,7 +396,8 @@ def _is_minigrid(env: gym.Env) -> bool:
 def make_environment(env_id: str, *, seed: Optional[int], full_action_space: bool = False,
                      sticky_actions: bool = False, noop_max: Optional[int] = None,
                      frame_skip: Optional[int] = None, max_episode_frames: Optional[int] = None,
-                     observation_shape: Optional[Sequence[int]] = None) -> GymnasiumEnvironment:
+                     observation_shape: Optional[Sequence[int]] = None,
+                     max_pool_frames: bool = True) -> GymnasiumEnvironment:
     """Builds a :class:`GymnasiumEnvironment` for ``env_id``.
 
     Args:
@@ -330,6 +413,9 @@ def make_environment(env_id: str, *, seed: Optional[int], full_action_space: boo
         None: 108,000 for ALE; other envs keep their own limit.
       observation_shape: resize observations to ``(H, W, 3)`` (e.g. ``(64, 64, 3)`` for the
         ``small`` preset); None keeps the native size (210×160×3 for Atari).
+      max_pool_frames: ALE only: the observation is the per-pixel maximum of the last two
+        emulator frames of each action repeat (:class:`MaxPoolActionRepeat`); False: ALE's own
+        frame skip, which returns the last frame only.
 
     Raises:
       ValueError: unknown id, non-image observations, or an ALE-only option on another env.
@@ -347,12 +433,13 @@ def make_environment(env_id: str, *, seed: Optional[int], full_action_space: boo
         observation_shape = _normalise_shape(observation_shape)
 
     if ale:
-        env = _gym_make(env_id, frameskip=frame_skip,
+        env = _gym_make(env_id, frameskip=1 if max_pool_frames else frame_skip,
                         repeat_action_probability=STICKY_ACTION_PROBABILITY if sticky_actions
                         else 0.0,
                         full_action_space=full_action_space,
                         max_num_frames_per_episode=max_episode_frames)
-        env = FrameCounter(env, frames_per_step=frame_skip)
+        env = (MaxPoolActionRepeat(env, frame_skip) if max_pool_frames
+               else FrameCounter(env, frames_per_step=frame_skip))
         meanings = env.unwrapped.get_action_meanings()
         if noop_max and meanings[NOOP_ACTION] != "NOOP":
             raise ValueError(f"'{env_id}': action {NOOP_ACTION} is {meanings[NOOP_ACTION]}, "
@@ -365,8 +452,8 @@ def make_environment(env_id: str, *, seed: Optional[int], full_action_space: boo
                                  f"('ALE/<Game>-v5'), not '{env_id}'")
         env = FrameCounter(_gym_make(env_id), frames_per_step=1)
         if _is_minigrid(env):
-            from minigrid.wrappers import ImgObsWrapper, RGBImgObsWrapper
-            env = ImgObsWrapper(RGBImgObsWrapper(env))
+            from minigrid.wrappers import ImgObsWrapper
+            env = ImgObsWrapper(_cached_rgb_wrapper(env))
         if frame_skip > 1:
             env = ActionRepeat(env, frame_skip)
         if max_episode_frames is not None:

@@ -6,7 +6,7 @@ learning rate (2e-4) and global-norm gradient clip (1280) are set for this summe
 
     policy gradient   L_π = −Σ_{t,b} A_t log π(a_t|x_t)              (A_t: V-trace advantage)
     baseline          L_V = ½ Σ_{t,b} (v_t − V(x_t))²                (v_t: V-trace target)
-    entropy           L_H = −Σ_{t,b} H(π(·|x_t)) = Σ_{t,b} Σ_a π log π
+    entropy           L_H = −Σ_{t,b} m_t H(π(·|x_t))   (m_t = 0 at LAST steps: no action taken)
 
     total             L = L_π + baseline_cost · L_V + entropy_cost · L_H
                       (paper: baseline_cost = 0.5, entropy_cost = 0.01)
@@ -65,11 +65,13 @@ def baseline_loss(vs, values):
     return 0.5 * tf.reduce_sum(tf.square(vs - values))
 
 
-def entropy_loss(logits):
-    """L_H = −Σ_{t,b} H(π(·|x_t)), H(π) = −Σ_a π(a) log π(a): minimising it raises entropy.
+def entropy_loss(logits, mask=None):
+    """L_H = −Σ_{t,b} m_t H(π(·|x_t)), H(π) = −Σ_a π(a) log π(a): minimising it raises entropy.
 
     Args:
       logits: ``[T, B, A]`` target-policy logits.
+      mask: optional ``[T, B]``: 0 at steps that start no transition (``LAST`` steps, whose
+        action is never taken), which then add no entropy bonus.
 
     Returns:
       Scalar float32 (≤ 0).
@@ -79,11 +81,14 @@ def entropy_loss(logits):
         raise ValueError(f"entropy_loss: expected logits [T, B, A], got {logits.shape.as_list()}")
     policy = tf.nn.softmax(logits)
     log_policy = tf.nn.log_softmax(logits)
-    return tf.reduce_sum(policy * log_policy)
+    negative_entropy = tf.reduce_sum(policy * log_policy, axis=-1)  # [T, B]
+    if mask is not None:
+        negative_entropy *= tf.cast(mask, tf.float32)
+    return tf.reduce_sum(negative_entropy)
 
 
 def total_loss(logits, actions, values, vtrace_returns, baseline_cost=BASELINE_COST,
-               entropy_cost=ENTROPY_COST):
+               entropy_cost=ENTROPY_COST, mask=None):
     """L = L_π + baseline_cost · L_V + entropy_cost · L_H.
 
     Args:
@@ -92,6 +97,8 @@ def total_loss(logits, actions, values, vtrace_returns, baseline_cost=BASELINE_C
       values: ``[T, B]`` learner values V(x_t).
       vtrace_returns: anything with ``vs`` and ``pg_advantages`` ``[T, B]``
         (:class:`agents.vtrace.VTraceReturns` or ``VTraceFromLogitsReturns``).
+      mask: optional ``[T, B]`` transition mask for the entropy term (see :func:`entropy_loss`;
+        the other two terms are already 0 there: advantage 0, target = value).
 
     Returns:
       ``LossTerms(total, policy_gradient, baseline, entropy)``: the unweighted terms and the
@@ -99,7 +106,7 @@ def total_loss(logits, actions, values, vtrace_returns, baseline_cost=BASELINE_C
     """
     pg = policy_gradient_loss(logits, actions, vtrace_returns.pg_advantages)
     baseline = baseline_loss(vtrace_returns.vs, values)
-    entropy = entropy_loss(logits)
+    entropy = entropy_loss(logits, mask)
     total = pg + baseline_cost * baseline + entropy_cost * entropy
     return LossTerms(total=total, policy_gradient=pg, baseline=baseline, entropy=entropy)
 

@@ -11,6 +11,9 @@ inputs there, the behaviour policy's action and logits at x_t, and the transitio
     reward, discount [B, T+1]                (r_{t+1}, env discount of x_{t+1})
     policy_version [B, T+1] int64            (learner step of the actor's variables)
     episode_return [B, T+1]                  (raw return so far; the episode's return at LAST)
+    frames [B, T+1] int32                    (emulator frames stepped from x_t to x_{t+1}: the
+                                              action repeat, fewer at a game over, the no-op
+                                              frames of a reset after LAST, 0 for a bare reset)
     initial_state   model state at step 0 [B, ...] (no time axis)
 
 The learner unrolls the model over all T + 1 steps from ``initial_state`` and computes, for
@@ -45,11 +48,11 @@ from agents.policies import AgentPolicy
 Experience = collections.namedtuple(
     "Experience", ["step_type", "observation", "prev_action", "prev_reward", "action",
                    "behaviour_logits", "reward", "discount", "policy_version", "episode_return",
-                   "initial_state"])
+                   "frames", "initial_state"])
 
 VTraceLossInfo = collections.namedtuple(
     "VTraceLossInfo", ["policy_gradient", "baseline", "entropy", "mean_entropy", "gradient_norm",
-                       "applied", "policy_lag", "mean_log_rho"])
+                       "applied", "policy_lag", "mean_log_rho", "attention_entropy", "part_gradient_norms"])
 
 # exp(_NO_TRANSITION) == 0 exactly in float32: ρ = c = 0 where a step starts no transition.
 _NO_TRANSITION = -1e30
@@ -71,6 +74,7 @@ def experience_spec(network: AgentNetwork) -> Experience:
         discount=tf.TensorSpec((), f32, "discount"),
         policy_version=tf.TensorSpec((), tf.int64, "policy_version"),
         episode_return=tf.TensorSpec((), f32, "episode_return"),
+        frames=tf.TensorSpec((), i32, "frames"),
         initial_state=dict(network.state_spec),
     )
 
@@ -95,8 +99,13 @@ class RMSProp(tf.compat.v1.train.RMSPropOptimizer):
             self._zeros_slot(v, "momentum", self._name)
 
 
-def rmsprop(config) -> RMSProp:
-    """The optimiser of a TrainConfig."""
+def rmsprop(config):
+    """The optimiser of a TrainConfig: IMPALA's RMSProp (``optimizer="rmsprop"``, SPEC §2), or
+    Adam (``optimizer="adam"``: β₁ 0.9, β₂ 0.999, ε ``adam_epsilon``), whose per-parameter
+    normalisation suits the attention agent's small vision gradients (see docs/LEARNING.md)."""
+    if getattr(config, "optimizer", "rmsprop") == "adam":
+        return tf.compat.v1.train.AdamOptimizer(learning_rate=config.learning_rate,
+                                                epsilon=config.adam_epsilon)
     return RMSProp(learning_rate=config.learning_rate, decay=config.rmsprop_decay,
                    momentum=config.rmsprop_momentum, epsilon=config.rmsprop_epsilon,
                    initial_mean_square=config.rmsprop_initial_mean_square)
@@ -113,6 +122,7 @@ class VTraceAgent(tf_agent.TFAgent):
         self._optimizer = optimizer if optimizer is not None else rmsprop(config)
         self._nonfinite_updates = tf.Variable(0, dtype=tf.int64, trainable=False,
                                               name="nonfinite_updates")
+        self._part_of = model_parts(network.model)
         with tf.init_scope():  # slots now, not inside the tf.cond of _train
             self._optimizer._create_slots(network.trainable_variables)  # pylint: disable=protected-access
         policy = AgentPolicy(time_step_spec, action_spec, network, greedy=True)
@@ -140,6 +150,24 @@ class VTraceAgent(tf_agent.TFAgent):
     def _initialize(self):
         return tf.no_op()
 
+    # ------------------------------------------------------------------ compiled update
+    def batch_signature(self, batch_size: int) -> Experience:
+        """``TensorSpec``s of one learner batch with static shapes: ``[batch_size, T + 1, ...]``
+        per step, ``[batch_size, ...]`` for ``initial_state``."""
+        spec, lead = self.training_data_spec, (int(batch_size), self._config.sequence_length)
+        with_lead = lambda s, shape: tf.TensorSpec(shape + tuple(s.shape), s.dtype, s.name)
+        fields = {name: with_lead(getattr(spec, name), lead) for name in Experience._fields
+                  if name != "initial_state"}
+        state = {k: with_lead(s, lead[:1]) for k, s in spec.initial_state.items()}
+        return Experience(initial_state=state, **fields)
+
+    def compiled_train(self, batch_size: int, jit_compile: bool = False):
+        """The update as one traced graph with static shapes (traced once per run): a
+        ``tf.function`` over :meth:`train` with :meth:`batch_signature` as its input signature.
+        ``jit_compile`` additionally compiles it with XLA."""
+        return tf.function(self.train, input_signature=[self.batch_signature(batch_size)],
+                           jit_compile=bool(jit_compile), reduce_retracing=False)
+
     # ------------------------------------------------------------------ loss
     def _loss(self, experience: Experience, weights=None, training=False):
         total, extra = self._loss_terms(experience, training)
@@ -161,15 +189,44 @@ class VTraceAgent(tf_agent.TFAgent):
             bootstrap_value=t.bootstrap_value, clip_rho_threshold=c.clip_rho_threshold,
             clip_pg_rho_threshold=c.clip_pg_rho_threshold, clip_c_threshold=c.clip_c_threshold)
         terms = losses.total_loss(t.target_logits, t.actions, t.values, returns,
-                                  baseline_cost=c.baseline_cost, entropy_cost=c.entropy_cost)
+                                  baseline_cost=c.baseline_cost, entropy_cost=c.entropy_cost, mask=t.mask)
         extra = dict(
             policy_gradient=terms.policy_gradient, baseline=terms.baseline, entropy=terms.entropy,
-            mean_entropy=-terms.entropy / tf.size(t.mask, out_type=tf.float32),
+            mean_entropy=-terms.entropy / tf.maximum(tf.reduce_sum(t.mask), 1.0),
             mean_log_rho=tf.reduce_sum(tf.stop_gradient(t.log_rhos) * t.mask)
             / tf.maximum(tf.reduce_sum(t.mask), 1.0),
             policy_lag=tf.reduce_mean(tf.cast(
-                self.train_step_counter - experience.policy_version[:, 0], tf.float32)))
+                self.train_step_counter - experience.policy_version[:, 0], tf.float32)),
+            attention_entropy=attention_entropy(outputs.get("attention")))
         return terms.total, extra
+
+    # ------------------------------------------------------------------ diagnosis
+    def first_nonfinite(self, experience: Experience) -> str:
+        """Where a non-finite update comes from, for the error that stops a diverging run: the
+        first non-finite among the batch's float fields, the model's logits and values, the
+        loss terms, then the gradient of each variable (eager; call only after a skip)."""
+        experience = tf.nest.map_structure(tf.convert_to_tensor, experience)
+        for name in ("prev_reward", "reward", "discount", "behaviour_logits"):
+            if not bool(tf.reduce_all(tf.math.is_finite(getattr(experience, name)))):
+                return f"input Experience.{name}"
+        for k, v in experience.initial_state.items():
+            if not bool(tf.reduce_all(tf.math.is_finite(v))):
+                return f"input Experience.initial_state[{k!r}]"
+        for v in self._network.trainable_variables:
+            if not bool(tf.reduce_all(tf.math.is_finite(v))):
+                return f"variable {v.name}"
+        variables = self._network.trainable_variables
+        with tf.GradientTape() as tape:
+            total, extra = self._loss_terms(experience, training=True)
+        for name in ("policy_gradient", "baseline", "entropy"):
+            if not bool(tf.math.is_finite(extra[name])):
+                return f"loss term {name} ({float(extra[name])})"
+        if not bool(tf.math.is_finite(total)):
+            return f"total loss ({float(total)})"
+        for g, v in zip(tape.gradient(total, variables), variables):
+            if g is not None and not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(g)))):
+                return f"gradient of {v.name}"
+        return "none found when re-run eagerly (the non-finite value was transient)"
 
     # ------------------------------------------------------------------ update
     def _train(self, experience: Experience, weights=None):
@@ -180,6 +237,10 @@ class VTraceAgent(tf_agent.TFAgent):
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                  for g, v in zip(grads, variables)]
         gradient_norm = tf.linalg.global_norm(grads)
+        parts = {}
+        for g, v in zip(grads, variables):
+            parts.setdefault(self._part_of.get(v.ref(), "other"), []).append(g)
+        part_norms = {k: tf.linalg.global_norm(gs) for k, gs in sorted(parts.items())}
         finite = tf.logical_and(tf.math.is_finite(total), tf.math.is_finite(gradient_norm))
         clip = self._config.gradient_clip
         if self._config.gradient_clip_mode == "global_norm":
@@ -197,8 +258,28 @@ class VTraceAgent(tf_agent.TFAgent):
             return tf.constant(False)
 
         applied = tf.cond(finite, apply, skip)
-        info = VTraceLossInfo(gradient_norm=gradient_norm, applied=applied, **extra)
+        info = VTraceLossInfo(gradient_norm=gradient_norm, applied=applied, part_gradient_norms=part_norms,
+                              **extra)
         return tf_agent.LossInfo(loss=total, extra=info)
+
+
+def model_parts(model) -> dict:
+    """``{variable.ref(): part}``: the top-level layer of the model each trainable variable
+    belongs to (``vision_core``, ``query_network``, ``answer_processor``, ``policy_core``,
+    ``heads``, ``impala_resnet``, ...), for per-part gradient norms."""
+    return {v.ref(): layer.name for layer in model.layers for v in layer.trainable_variables}
+
+
+def attention_entropy(attention):
+    """Mean entropy of the attention maps over space, normalised by log(h·w) (1 = uniform,
+    0 = one position); -1 for models without attention. ``attention [B, T, N, h, w]``."""
+    if attention is None:
+        return tf.constant(-1.0)
+    a = tf.cast(attention, tf.float32)
+    shape = tf.shape(a)
+    flat = tf.reshape(a, tf.concat([shape[:-2], [-1]], 0))
+    entropy = -tf.reduce_sum(flat * tf.math.log(flat + 1e-12), axis=-1)
+    return tf.reduce_mean(entropy) / tf.math.log(tf.cast(tf.shape(flat)[-1], tf.float32))
 
 
 Transitions = collections.namedtuple(

@@ -26,6 +26,8 @@ SUBCOMMANDS = [
     ("pipelines.commands.learner", "learner"),
     ("pipelines.commands.train", "train"),
     ("pipelines.commands.analyze", "analyze"),
+    ("pipelines.commands.evaluate", "evaluate"),
+    ("pipelines.commands.plot", "plot"),
     ("pipelines.commands.classify", "classify"),
 ]
 

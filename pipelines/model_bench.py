@@ -45,14 +45,17 @@ def synthetic_experience(network, batch: int, sequence_length: int, seed: int = 
         discount=np.ones(lead, np.float32),
         policy_version=np.zeros(lead, np.int64),
         episode_return=np.zeros(lead, np.float32),
+        frames=np.full(lead, 4, np.int32),
     )
     fields = {k: tf.constant(v) for k, v in fields.items()}
     return type(spec)(initial_state=network.model.initial_state(batch), **fields)
 
 
-def learner_step_fn(model, batch: int, unroll: int):
+def learner_step_fn(model, batch: int, unroll: int, compiled: bool = True):
     """The real learner update: ``VTraceAgent.train`` (unroll from the stored state, V-trace
-    loss, gradient clipping, RMSProp) on a synthetic batch of ``unroll + 1``-step trajectories."""
+    loss, gradient clipping, RMSProp) on a synthetic batch of ``unroll + 1``-step trajectories,
+    called as the learner calls it (``compiled``: ``VTraceAgent.compiled_train``, one traced
+    graph) or eagerly (the learner before the compiled step)."""
     from agents.networks import AgentNetwork
     from agents.vtrace_agent import VTraceAgent
     from s3ta_tf.config.training import train_config
@@ -63,25 +66,32 @@ def learner_step_fn(model, batch: int, unroll: int):
     cfg = train_config("paper", {"batch_size": batch, "unroll_length": unroll})
     agent = VTraceAgent(ts.time_step_spec(network.input_tensor_spec["observation"]), action_spec, network, cfg)
     experience = synthetic_experience(network, batch, unroll + 1)
-    return lambda: agent.train(experience).loss
+    train = agent.compiled_train(batch) if compiled else agent.train
+    return lambda: train(experience).loss
 
 
 def run_model_benchmark(out_path=None, args=None) -> dict:
     from s3ta_tf import build_agent
-    preset = getattr(args, "preset", "paper")
+    from s3ta_tf.precision import cpu_summary, native_bfloat16
+    preset = getattr(args, "preset", None) or "paper"
     variant = getattr(args, "agent", "attention")
     quick = bool(getattr(args, "quick", False))
     secs = 1.0 if quick else 4.0
     batch, unroll, num_actions = 32, 50, 18
+    native, why = native_bfloat16()
+    precisions = ["float32"] + (["bfloat16"] if native else [])
     result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "tensorflow": tf.__version__},
-              "preset": preset, "variant": variant, "num_actions": num_actions}
+                          "tensorflow": tf.__version__, "cpu_flags": cpu_summary()},
+              "preset": preset, "variant": variant, "num_actions": num_actions,
+              "batch": batch, "unroll": unroll, "precisions_measured": precisions}
+    if not native:
+        result["bfloat16_skipped"] = why
+        print(f"bfloat16 not measured: {why}", flush=True)
     print("measuring matmul peak ...", flush=True)
-    result["peak_gflops"] = {"bfloat16": matmul_peak_gflops(tf.bfloat16, seconds=secs),
-                             "float32": matmul_peak_gflops(tf.float32, seconds=secs)}
+    result["peak_gflops"] = {p: matmul_peak_gflops(tf.as_dtype(p), seconds=secs) for p in precisions}
     flops = agent_step_flops(agent_config(preset), variant, num_actions)["total"]
     result["gflop_per_agent_step"] = flops / 1e9
-    for precision in ("float32", "bfloat16"):
+    for precision in precisions:
         model = build_agent(agent_config(preset, [f"precision={precision}"]), variant, num_actions)
         step = actor_step_fn(model)
         entry = {}
@@ -92,29 +102,32 @@ def run_model_benchmark(out_path=None, args=None) -> dict:
             entry[f"actor_batch{b}"] = {"ms_per_call": sec * 1e3, "agent_steps_per_s": b / sec,
                                         "gflops": b * flops / sec / 1e9}
             print(f"{precision} actor batch {b}: {sec * 1e3:.1f} ms/call, {b / sec:.0f} steps/s", flush=True)
-        print(f"{precision} learner: tracing unroll {unroll} x batch {batch} ...", flush=True)
-        train = learner_step_fn(model, batch, unroll)
-        t0 = time.perf_counter()
-        train().numpy()
-        entry["learner_first_call_s"] = time.perf_counter() - t0
-        sec = median_seconds(lambda: train().numpy(), 3 * secs, 2 if quick else 3)
-        samples = batch * unroll / sec
-        entry["learner"] = {"s_per_update": sec, "samples_per_s": samples,
-                            "gflops": 3 * flops * samples / 1e9}
-        print(f"{precision} learner: {samples:.0f} samples/s "
-              f"({entry['learner']['gflops']:.0f} GFLOP/s)", flush=True)
+        for mode in ("compiled", "eager"):
+            print(f"{precision} learner ({mode}): unroll {unroll} x batch {batch} ...", flush=True)
+            train = learner_step_fn(model, batch, unroll, compiled=(mode == "compiled"))
+            t0 = time.perf_counter()
+            train().numpy()
+            first = time.perf_counter() - t0
+            sec = median_seconds(lambda: train().numpy(), 3 * secs, 2 if (quick or mode == "eager") else 3)
+            samples = batch * unroll / sec
+            key = "learner" if mode == "compiled" else "learner_eager"
+            entry[key] = {"s_per_update": sec, "samples_per_s": samples, "first_call_s": first,
+                          "gflops": 3 * flops * samples / 1e9}
+            print(f"{precision} learner ({mode}): {samples:.0f} samples/s "
+                  f"({entry[key]['gflops']:.0f} GFLOP/s)", flush=True)
+        entry["compiled_over_eager"] = entry["learner"]["samples_per_s"] / entry["learner_eager"]["samples_per_s"]
         result[precision] = entry
     # The machine is shared: measure the peak again at the end and use the higher reading, so a
     # busy moment during the first reading cannot inflate the fractions of peak.
-    end_peak = {"bfloat16": matmul_peak_gflops(tf.bfloat16, seconds=secs),
-                "float32": matmul_peak_gflops(tf.float32, seconds=secs)}
+    end_peak = {p: matmul_peak_gflops(tf.as_dtype(p), seconds=secs) for p in precisions}
     result["peak_gflops_readings"] = {"start": result["peak_gflops"], "end": end_peak}
     result["peak_gflops"] = {k: max(v, end_peak[k]) for k, v in result["peak_gflops"].items()}
-    for precision in ("float32", "bfloat16"):
+    for precision in precisions:
         for entry in result[precision].values():
             if isinstance(entry, dict) and "gflops" in entry:
                 entry["fraction_of_peak"] = entry["gflops"] / result["peak_gflops"][precision]
-    result["bf16_over_f32_learner"] = (result["bfloat16"]["learner"]["samples_per_s"]
-                                       / result["float32"]["learner"]["samples_per_s"])
-    result["targets"] = {"learner_bf16_samples_per_s": 250, "actor_batch16_steps_per_s": 500}
+    if "bfloat16" in precisions:
+        result["bf16_over_f32_learner"] = (result["bfloat16"]["learner"]["samples_per_s"]
+                                           / result["float32"]["learner"]["samples_per_s"])
+    result["targets"] = {"compiled_learner_fraction_of_f32_peak": {"paper": 0.85, "small": 0.60}}
     return result

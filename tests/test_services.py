@@ -152,6 +152,7 @@ def _write_trajectory(client, spec: RunSpec, network, reward_value: float):
             "prev_action": np.int32(0), "prev_reward": np.float32(0), "action": np.int32(t % 7),
             "behaviour_logits": np.zeros(7, np.float32), "reward": np.float32(reward_value),
             "discount": np.float32(1), "policy_version": np.int64(0), "episode_return": np.float32(0),
+            "frames": np.int32(1),
         }, state)
     writer.flush(timeout_ms=5000, pending=0)
     writer.close()
@@ -223,3 +224,43 @@ def test_bad_run_flags_are_reported_before_anything_starts(capsys, tmp_path):
               "--root-dir", str(tmp_path)])
     assert "queue_size (4) must be >= batch_size" in capsys.readouterr().err
     assert not os.listdir(tmp_path)  # nothing was started
+
+
+def test_prefetching_reader_delivers_every_trajectory_exactly_once(server):
+    from pipelines.rl.trajectory import BatchReader, PrefetchingReader
+
+    address = f"localhost:{server.port}"
+    spec = tiny_spec()
+    network = spec.build_network(7)
+    client = reverb.Client(address)
+    reader = PrefetchingReader(BatchReader(address, experience_spec(network), 6, batch_size=2, timeout_ms=100),
+                               depth=2)
+    seen = []
+    try:
+        for burst in range(3):  # bursts separated by waits longer than the reader's timeout
+            for i in range(4):
+                _write_trajectory(client, spec, network, float(burst * 4 + i))
+            for _ in range(2):
+                batch = reader.next_batch(lambda: False)
+                seen += batch.reward.numpy()[:, 0].tolist()
+        assert reader.next_batch(lambda: True) is None  # nothing queued, a stop request: None
+    finally:
+        assert reader.close() == 0
+    assert sorted(seen) == [float(i) for i in range(12)]
+
+
+def test_learner_stops_a_run_whose_updates_stay_non_finite(server, tmp_path, monkeypatch):
+    import pipelines.rl.learner as learner_module
+
+    monkeypatch.setattr(learner_module, "MAX_CONSECUTIVE_NONFINITE", 3)
+    address = f"localhost:{server.port}"
+    spec = tiny_spec()
+    client = reverb.Client(address)
+    learner = Learner(spec, address, str(tmp_path), StopFlag())
+    for reward in (1.0, 1.0) + (np.nan,) * 6:  # one good batch, then three non-finite ones
+        _write_trajectory(client, spec, learner.network, reward)
+    with pytest.raises(learner_module.DivergenceError, match="Experience.reward") as e:
+        learner.run(max_steps=10)
+    assert "3 consecutive updates" in str(e.value) and "last good checkpoint" in str(e.value)
+    assert learner.train_step == 1 and int(learner.agent.nonfinite_updates.numpy()) == 3
+    assert learner.manager.latest_checkpoint.endswith("ckpt-1") and learner.variables_finite()

@@ -12,6 +12,19 @@ import numpy as np
 
 CAPTION_HEIGHT = 14
 LABEL_COLOUR = (255, 255, 0)
+MIN_READABLE_HEIGHT = 160  # small frames (e.g. 40x40 MiniGrid) are upscaled to at least this
+
+
+def readable_scale(height: int, scale: int = 1) -> int:
+    """The integer upscaling that makes an image ``height`` pixels high readable: at least
+    ``scale``, and enough to reach :data:`MIN_READABLE_HEIGHT` (nearest-neighbour, so pixels
+    stay crisp and attention cells keep their edges)."""
+    return max(int(scale), -(-MIN_READABLE_HEIGHT // max(int(height), 1)))
+
+
+def upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour integer upscaling of ``[..., H, W, C]``."""
+    return image if scale <= 1 else image.repeat(scale, axis=-3).repeat(scale, axis=-2)
 
 
 def _draw_text(image: np.ndarray, xy, text: str, colour=(255, 255, 255)) -> np.ndarray:
@@ -24,13 +37,12 @@ def _draw_text(image: np.ndarray, xy, text: str, colour=(255, 255, 255)) -> np.n
 def panel(frame: np.ndarray, rows: np.ndarray, caption: str = "",
           row_labels: Optional[Sequence[str]] = None, scale: int = 1) -> np.ndarray:
     """One video frame: a caption strip, the ``frame [H, W, 3]``, then one row per
-    ``rows [N, H, W, 3]`` (labelled), all upscaled by the integer ``scale``. uint8."""
+    ``rows [N, H, W, 3]`` (labelled), all upscaled by the integer ``scale`` — more if the frame
+    is small (:func:`readable_scale`). uint8."""
     frame, rows = np.asarray(frame, np.uint8), np.asarray(rows, np.uint8)
     if rows.shape[1:] != frame.shape:
         raise ValueError(f"rows {rows.shape} must be [N, {', '.join(map(str, frame.shape))}] like the frame")
-    stack = np.concatenate([frame[None], rows], 0)
-    if scale > 1:
-        stack = stack.repeat(scale, axis=1).repeat(scale, axis=2)
+    stack = upscale(np.concatenate([frame[None], rows], 0), readable_scale(frame.shape[0], scale))
     if row_labels:
         stack = np.stack([stack[0]] + [_draw_text(r, (2, 1), lbl, LABEL_COLOUR)
                                        for r, lbl in zip(stack[1:], row_labels)])
@@ -94,10 +106,12 @@ def read_video(path: str) -> np.ndarray:
 
 
 def labelled_row(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 4) -> np.ndarray:
-    """Images of equal height side by side with a caption strip each: uint8 ``[CAPTION + H, ΣW, 3]``."""
+    """Images of equal height side by side with a caption strip each: uint8 ``[CAPTION + H, ΣW, 3]``
+    (small images upscaled to a readable height, :func:`readable_scale`)."""
     cols = []
     for im, lbl in zip(images, labels):
         im = np.asarray(im, np.uint8)
+        im = upscale(im, readable_scale(im.shape[0]))
         strip = _draw_text(np.zeros((CAPTION_HEIGHT, im.shape[1], 3), np.uint8), (2, 1), lbl)
         cols.append(np.concatenate([strip, im], 0))
         cols.append(np.zeros((CAPTION_HEIGHT + im.shape[0], gap, 3), np.uint8))

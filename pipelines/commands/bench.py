@@ -17,7 +17,7 @@ TARGETS = {
     "classify": ("pipelines.classify.bench", "run_classify_benchmark",
                  "ImageNet S3TA (ResNet-50 v2) training images/s at T=1,4,8, float32/bfloat16 vs measured peak"),
     "e2e": ("pipelines.rl.bench", "run_e2e_benchmark",
-            "end-to-end frames/s of 's3ta train' (paper attention agent on Pong) next to raw ALE frames/s "
+            "end-to-end frames/s of 's3ta train' (atari-cpu attention agent on Pong) next to raw ALE frames/s "
             "and the compute bound (measured peak GFLOP/s over GFLOP per agent step, actor plus learner)"),
 }
 
@@ -29,10 +29,12 @@ def register(sub):
                                    "Targets: " + "; ".join(f"'{k}': {v[2]}" for k, v in TARGETS.items()))
     p.add_argument("target", choices=sorted(TARGETS), help="what to benchmark")
     p.add_argument("--out-dir", default="bench/results", help="where the JSON goes (default: bench/results)")
-    p.add_argument("--preset", default="paper", help="model preset (default: paper)")
+    p.add_argument("--preset", default=None,
+                   help="model preset (default: paper for 'model', atari-cpu for 'e2e')")
     p.add_argument("--agent", default="attention", help="model variant (default: attention)")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
-                   help="compute precision for 'e2e' (default float32; 'model' always measures both)")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=None,
+                   help="compute precision for 'e2e' (default auto: bfloat16 only where native); 'model' "
+                        "measures float32, and bfloat16 where the CPU has it natively (else records why not)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier numbers)")
     p.set_defaults(func=run)
 

@@ -1,6 +1,8 @@
 """``s3ta train``: replay + learner + actors on localhost, with a progress line."""
 from __future__ import annotations
 
+import time
+
 from pipelines.rl.cli_args import add_run_args, add_root_dir
 
 # What `s3ta train` (and `make demo`) runs with no flags: the small attention agent on a tiny
@@ -12,8 +14,9 @@ DEMO = {
     "model_overrides": ("observation_shape=40,40,3",),
     "train_overrides": (),
     "root_dir": "runs/demo",
-    "max_frames": 150_000,
+    "max_frames": 120_000,
     "actors": 1,
+    "target_return": 0.90,
 }
 
 
@@ -59,8 +62,13 @@ def run(args) -> int:
     from pipelines.rl.launcher import Launcher
     from pipelines.rl.lifecycle import StopFlag
 
+    from pipelines.rl.lifecycle import log
+    from s3ta_tf.precision import resolve_precision
+
     demo = _apply_demo(args)
     spec = run_spec_from_args(args)  # validates every flag before any process starts
+    if args.precision:
+        log(f"train: precision {spec.agent.precision} ({resolve_precision(args.precision)[1]})")
     max_frames = args.max_frames or (DEMO["max_frames"] if demo else spec.train.max_frames)
     actors = args.actors or (DEMO["actors"] if demo else spec.train.num_actors)
     root_dir = args.root_dir or (DEMO["root_dir"] if demo else None)
@@ -82,4 +90,28 @@ def run(args) -> int:
                         queue_size=spec.train.queue_size,
                         learner_args=["--tf-threads", str(args.learner_threads)],
                         actor_args=actor_args, stop=StopFlag().install())
-    return launcher.run()
+    start = time.time()
+    code = launcher.run()
+    report_reached(launcher, root_dir, time.time() - start, demo)
+    return code
+
+
+def report_reached(launcher, root_dir: str, seconds: float, demo: bool) -> None:
+    """The run's last line: the mean return reached, over how many episodes and frames."""
+    import os
+    from pipelines.rl.launcher import _duration
+    from pipelines.rl.lifecycle import log
+    from s3ta_tf.atomic_io import read_json_or_none
+
+    progress = read_json_or_none(os.path.join(root_dir, "learner.json")) or {}
+    mean, n = launcher.returns.mean, len(launcher.returns.returns)
+    if mean is None:
+        log("train: no episode finished")
+        return
+    line = (f"train: reached mean return {mean:.3f} over the last {n} training episodes after "
+            f"{progress.get('frames', 0):,} frames in {_duration(seconds)}")
+    if demo:
+        verdict = "solved" if mean >= DEMO["target_return"] else "not solved yet"
+        line += (f" ({verdict}: target {DEMO['target_return']:.2f}; a random policy scores about 0.18, "
+                 f"the best possible about 0.955)")
+    log(line)

@@ -1,5 +1,11 @@
 """The actor service: K environments stepped in lock-step with one batched policy call.
 
+The actor starts acting only once the learner has pushed its first variables (so every
+trajectory carries a real policy version), pulls the latest variables every
+``variable_pull_interval`` steps, and again right after a write that had to wait for room in
+the queue (the learner has trained meanwhile; acting on with the variables from before the
+wait would only add policy lag).
+
 Per agent step: one ``tf.function`` policy call on the ``[K, H, W, 3]`` batch, one step of
 each environment, and one appended step per environment writer (see
 :mod:`pipelines.rl.trajectory`). Every ``variable_pull_interval`` steps the actor pulls the
@@ -31,6 +37,8 @@ from pipelines.rl.trajectory import WindowWriter, as_numpy_state
 from pipelines.rl.variables import assign_variables, pull_variables
 
 FLUSH_TIMEOUT_MS = 1000
+BLOCKED_SECS = 0.05  # a write that waited longer than this was held back by a full queue
+FIRST_VARIABLES_LOG_SECS = 10.0
 STATUS_INTERVAL_SECS = 2.0
 
 
@@ -95,16 +103,19 @@ class ReplayConnection:
                 self.backoff.wait(self.stop, f"connecting to replay at {self.address}", e)
         return False
 
-    def flush(self, writer: WindowWriter) -> None:
-        """Waits for the item just created to be accepted (blocks while the queue is full)."""
+    def flush(self, writer: WindowWriter) -> bool:
+        """Waits for the item just created to be accepted (blocks while the queue is full).
+        Returns True if it had to wait (the learner moved on meanwhile: pull variables)."""
         import reverb
 
+        start = time.monotonic()
         while not self.stop.is_set():
             try:
                 writer.flush(FLUSH_TIMEOUT_MS)
-                return
+                break
             except reverb.errors.DeadlineExceededError:
                 self.client.server_info(timeout=5)  # raises if the server is gone
+        return time.monotonic() - start > BLOCKED_SECS
 
     def close(self) -> None:
         for w in self.writers:
@@ -135,6 +146,21 @@ def _pull(replay: ReplayConnection, network, version: int) -> int:
     return new_version
 
 
+def _wait_for_first_variables(replay: ReplayConnection, network, stop: StopFlag, actor_id: int) -> int:
+    """Blocks until the learner has pushed variables and takes them, so that the first
+    trajectories are acted by a real, versioned policy. Returns the version (-1 if stopped)."""
+    waited = time.monotonic()
+    version = -1
+    while version < 0 and not stop.is_set():
+        version = _pull(replay, network, -1)
+        if version < 0:
+            if time.monotonic() - waited > FIRST_VARIABLES_LOG_SECS:
+                log(f"actor {actor_id}: waiting for the learner's first variables")
+                waited = time.monotonic()
+            stop.wait(0.2)
+    return version
+
+
 def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
               root_dir: Optional[str] = None, num_envs: Optional[int] = None,
               max_steps: Optional[int] = None) -> int:
@@ -159,8 +185,9 @@ def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
     try:
         if not replay.connect():
             return 0
+        version = _wait_for_first_variables(replay, network, stop, actor_id)
         while not stop.is_set() and (max_steps is None or steps < max_steps):
-            if steps % spec.train.variable_pull_interval == 0:
+            if steps and steps % spec.train.variable_pull_interval == 0:
                 version = _pull(replay, network, version)
             running_return = np.where(time_step.step_type == ts.StepType.FIRST, 0.0,
                                       running_return) + time_step.reward
@@ -169,7 +196,9 @@ def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
                                  sum(e.frame_count for e in envs))
             step = policy_step(tf.nest.map_structure(tf.convert_to_tensor, time_step), policy_state)
             action = step.action.numpy()
+            frames_before = [e.frame_count for e in envs]
             next_time_step = batched.step(action)
+            stepped = [e.frame_count - f for e, f in zip(envs, frames_before)]
             info = tf.nest.map_structure(np.asarray, step.info)
             records = [{
                 "step_type": np.int32(time_step.step_type[j]),
@@ -182,16 +211,20 @@ def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
                 "discount": np.float32(next_time_step.discount[j]),
                 "policy_version": np.int64(version),
                 "episode_return": np.float32(running_return[j]),
+                "frames": np.int32(stepped[j]),
             } for j in range(num_envs)]
+            blocked = False
             try:
                 for j, writer in enumerate(replay.writers):
                     if writer.append(records[j], as_numpy_state(info["network_state"], j)):
-                        replay.flush(writer)
+                        blocked = replay.flush(writer) or blocked
             except ValueError:
                 raise
             except Exception as e:  # noqa: BLE001 (the replay server failed: reconnect)
                 replay.backoff.wait(stop, "writing to replay", e)
                 replay.connect()
+            if blocked:  # the learner trained while this write waited: act with its new variables
+                version = _pull(replay, network, version)
             time_step, policy_state = next_time_step, step.state
             steps += 1
             episodes.status(sum(e.frame_count for e in envs), version)

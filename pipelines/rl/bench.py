@@ -108,12 +108,14 @@ def run_e2e_benchmark(out_path=None, args=None) -> dict:
     from pipelines.rl.run_spec import RunSpec
 
     env_id = getattr(args, "env", None) or "ALE/Pong-v5"
-    preset = getattr(args, "preset", None) or "paper"
+    preset = getattr(args, "preset", None) or "atari-cpu"
     agent = getattr(args, "agent", None) or "attention"
     quick = bool(getattr(args, "quick", False))
     seconds = float(getattr(args, "seconds", None) or (150 if quick else 600))
-    actors = int(getattr(args, "actors", None) or 1)
-    precision = getattr(args, "precision", None) or "float32"
+    from s3ta_tf.config.training import train_config
+    from s3ta_tf.precision import cpu_summary, resolve_precision
+    actors = int(getattr(args, "actors", None) or train_config(preset).num_actors)
+    precision, precision_why = resolve_precision(getattr(args, "precision", None) or "auto")
     spec = RunSpec.from_args(preset, agent, env_id=env_id, precision=precision)
     env = spec.make_environment(seed=0)
     num_actions, frames_per_step = env.num_actions, env.frames_per_step
@@ -131,7 +133,7 @@ def run_e2e_benchmark(out_path=None, args=None) -> dict:
     fps = train["learner_frames_per_second"] or train["actor_frames_per_second"]
     return {
         "benchmark": "e2e", "env": env_id, "preset": preset, "agent": agent, "actors": actors,
-        "precision": precision,
+        "precision": precision, "precision_choice": precision_why, "cpu_flags": cpu_summary(),
         "num_actions": num_actions, "frames_per_step": frames_per_step, "cpu_count": os.cpu_count(),
         "frames_per_second": fps,
         "frames_per_second_source": "learner" if train["learner_frames_per_second"] else "actors",

@@ -37,12 +37,15 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                         f"{TRAIN_PRESETS['paper'].env_id} for paper)")
     g.add_argument("--preset", default=env("S3TA_PRESET"),
                    choices=sorted(TRAIN_PRESETS),
-                   help="model and training preset: 'paper' (SPEC numbers) or 'small' (tests, quick "
-                        "runs) (env S3TA_PRESET; default paper)")
+                   help="model and training preset: 'paper' (SPEC numbers), 'atari-cpu' (Atari on a few "
+                        "CPU cores: 64x64 input, narrowed agent, Adam) or 'small' (tests, quick runs, the demo) "
+                        "(env S3TA_PRESET; default paper)")
     g.add_argument("--agent", default=env("S3TA_AGENT", "attention"),
                    choices=AGENT_VARIANTS, help="model variant (env S3TA_AGENT)")
-    g.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
-                   help="compute precision (bfloat16: mixed precision)")
+    g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=env("S3TA_PRECISION", "auto"),
+                   help="compute precision: auto = bfloat16 mixed precision only where the CPU computes bf16 "
+                        "natively (AMX or AVX-512 BF16), else float32; the choice is logged and recorded in "
+                        "config.json (env S3TA_PRECISION)")
     g.add_argument("--set", dest="model_overrides", action="append",
                    default=env("S3TA_MODEL_SET", "").split(),
                    metavar="FIELD=VALUE",

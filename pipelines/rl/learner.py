@@ -8,7 +8,9 @@ Root directory layout (``ROOT``)::
                              s3ta_tf.checkpoints); resumed automatically
     export/step_<N>/         SavedModels (s3ta_tf.export), periodically and at the end;
     export/latest/           the most recent one
-    summaries/learner/       TensorBoard: losses, entropy, frames/s, episode return, policy lag
+    summaries/learner/       TensorBoard: losses, entropy, frames/s, episode return (and its
+                             human-normalised value for ALE games), policy lag, gradient norm
+                             per model part, attention entropy
     learner.json             progress (train step, frames, frames/s, mean return), for the launcher
 
 Checkpoints are atomic: TensorFlow writes the data and index under temporary names and
@@ -17,10 +19,20 @@ renames them, and the ``checkpoint`` state file that names the latest checkpoint
 latest. A checkpoint is never written while any variable is non-finite (non-finite updates
 are skipped in the first place, see agents.vtrace_agent).
 
-Frames are counted as consumed emulator frames: batch × unroll × action repeat per batch.
+Frames are counted as consumed emulator frames: the sum of the actors' per-step ``frames`` over
+the batch's transitions (the same count as the actors', see :func:`consumed_frames`).
+The update is one traced graph with static shapes (``VTraceAgent.compiled_train``, traced once
+per run; ``jit_compile`` is off by default: XLA was slower on CPU, see docs/PERFORMANCE.md).
 Trajectories are read with :class:`pipelines.rl.trajectory.BatchReader` (one at a time, none
-lost while waiting). If the replay server goes away the learner backs off and reconnects; on
-SIGINT/SIGTERM it finishes the current update, checkpoints and exits.
+lost while waiting) in a background thread (:class:`~pipelines.rl.trajectory.PrefetchingReader`)
+that keeps the next batches ready while an update runs. If the replay server goes away the
+reader backs off and reconnects; on SIGINT/SIGTERM the learner finishes the current update,
+checkpoints and exits.
+
+Non-finite updates are skipped (``agents.vtrace_agent``); after ``MAX_CONSECUTIVE_NONFINITE``
+skipped updates in a row the learner stops with :class:`DivergenceError`, which names the first
+non-finite tensor (inputs, model outputs, loss terms, then gradients per variable), keeping its
+last good checkpoint.
 """
 from __future__ import annotations
 
@@ -38,7 +50,8 @@ from agents.vtrace_agent import VTraceAgent, experience_spec
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
 from pipelines.rl.run_spec import RunSpec
 from s3ta_tf.atomic_io import write_json_atomic
-from pipelines.rl.trajectory import BatchReader
+from pipelines.evaluation.scores import game_name, human_normalized
+from pipelines.rl.trajectory import BatchReader, PrefetchingReader
 from pipelines.rl.variables import push_variables
 
 PROGRESS_FILE = "learner.json"
@@ -46,6 +59,12 @@ EXPORTS_TO_KEEP = 3
 RETURN_WINDOW = 100  # episodes in the running mean return
 PROGRESS_INTERVAL_SECS = 1.0  # learner.json refresh (the launcher's progress line reads it)
 DATA_TIMEOUT_MS = 2000  # wait this long for trajectories before checking for a stop request
+PREFETCH_DEPTH = 2  # batches read ahead while an update runs
+MAX_CONSECUTIVE_NONFINITE = 20  # skipped updates in a row before the learner gives up
+
+
+class DivergenceError(RuntimeError):
+    """The updates keep coming out non-finite: training cannot go on."""
 
 
 class Learner:
@@ -84,6 +103,7 @@ class Learner:
         self.client = reverb.Client(replay_address)
         self.backoff = Backoff()
         self.returns = collections.deque(maxlen=RETURN_WINDOW)
+        self.game = game_name(spec.train.env_id)  # None unless one of the 57 ALE games
         self._saved_step = self.train_step if self.manager.latest_checkpoint else -1
         self._exported_step = -1
 
@@ -158,51 +178,70 @@ class Learner:
             tf.summary.scalar("policy/mean_log_rho", extra.mean_log_rho)
             tf.summary.scalar("policy/lag", extra.policy_lag)
             tf.summary.scalar("gradient_norm", extra.gradient_norm)
+            for part, norm in extra.part_gradient_norms.items():
+                tf.summary.scalar(f"gradient_norm/{part}", norm)
+            if float(extra.attention_entropy) >= 0:
+                tf.summary.scalar("attention/entropy", extra.attention_entropy)
             tf.summary.scalar("frames", self.frames)
             tf.summary.scalar("frames_per_second", fps)
             tf.summary.scalar("nonfinite_updates", self.agent.nonfinite_updates)
             if self.returns:
                 tf.summary.scalar("episode_return", float(np.mean(self.returns)))
+                if self.game is not None:
+                    tf.summary.scalar("episode_return_human_normalized",
+                                      human_normalized(self.game, float(np.mean(self.returns))))
         self.summary_writer.flush()
 
     # ------------------------------------------------------------------ loop
-    def _next_batch(self, reader: BatchReader):
-        """The next batch, reconnecting (with back-off) when the replay server fails."""
-        while not self.stop.is_set():
-            try:
-                batch = reader.next_batch(self.stop.is_set)
-                self.backoff.reset()
-                return batch
-            except tf.errors.OpError as e:
-                reader.reset()
-                self.backoff.wait(self.stop, f"reading from replay at {self.address}", e)
-        return None
+    def _reader(self) -> PrefetchingReader:
+        t = self.spec.train
+        reader = BatchReader(self.address, experience_spec(self.network), t.sequence_length,
+                             t.batch_size, timeout_ms=DATA_TIMEOUT_MS)
+        return PrefetchingReader(reader, PREFETCH_DEPTH,
+                                 on_error=lambda e: self.backoff.wait(
+                                     self.stop, f"reading from replay at {self.address}", e))
 
     def run(self, max_steps: Optional[int] = None) -> int:
         t = self.spec.train
         log(f"learner: {self.spec.variant} agent on {t.env_id} ({self.num_actions} actions), batch "
-            f"{t.batch_size} x unroll {t.unroll_length}, replay at {self.address}, root {self.root_dir}")
+            f"{t.batch_size} x unroll {t.unroll_length}, {self.spec.agent.precision}, replay at "
+            f"{self.address}, root {self.root_dir}")
         self.push()
-        reader = BatchReader(self.address, experience_spec(self.network), t.sequence_length,
-                             t.batch_size, timeout_ms=DATA_TIMEOUT_MS)
-        start_time, start_frames = time.time(), int(self.frames.numpy())
+        train = self.agent.compiled_train(t.batch_size)
+        reader = self._reader()
+        start_time, start_frames = None, int(self.frames.numpy())
         last_checkpoint, last_progress, steps = time.time(), 0.0, 0
-        fps = 0.0
+        fps, skipped_in_a_row = 0.0, 0
         try:
             while (int(self.frames.numpy()) < t.max_frames and not self.stop.is_set()
                    and (max_steps is None or steps < max_steps)):
-                batch = self._next_batch(reader)
+                batch = reader.next_batch(self.stop.is_set)
                 if batch is None:
                     break
-                info = self.agent.train(batch)
+                self.backoff.reset()
+                if start_time is None:
+                    log("learner: first batch received; tracing the update (once per run)")
+                info = train(batch)
                 steps += 1
-                self.frames.assign_add(self.frames_per_batch)
+                self.frames.assign_add(consumed_frames(batch, t.unroll_length))
+                if start_time is None:  # frames/s from the first update on (excludes tracing)
+                    start_time, start_frames = time.time(), int(self.frames.numpy())
                 extra = info.extra
                 self.returns.extend(finished_episode_returns(batch, t.unroll_length))
                 if not bool(extra.applied.numpy()):
+                    skipped_in_a_row += 1
                     log(f"learner: non-finite loss ({float(info.loss.numpy())}) or gradient norm "
                         f"({float(extra.gradient_norm.numpy())}): update skipped "
-                        f"({int(self.agent.nonfinite_updates.numpy())} so far)")
+                        f"({int(self.agent.nonfinite_updates.numpy())} so far, {skipped_in_a_row} in a row)")
+                    if skipped_in_a_row >= MAX_CONSECUTIVE_NONFINITE:
+                        where = self.agent.first_nonfinite(batch)
+                        raise DivergenceError(
+                            f"{skipped_in_a_row} consecutive updates were non-finite; first non-finite "
+                            f"tensor: {where}. Training stopped; the last good checkpoint is kept in "
+                            f"{self.checkpoint_dir}. Lower learning_rate or gradient_clip, or check the "
+                            f"environment's rewards and observations")
+                else:
+                    skipped_in_a_row = 0
                 fps = (int(self.frames.numpy()) - start_frames) / max(time.time() - start_time, 1e-9)
                 if self.train_step % t.variable_push_interval == 0:
                     self.push()
@@ -217,6 +256,7 @@ class Learner:
                 if t.export_interval_steps and self.train_step % t.export_interval_steps == 0:
                     self.export()
         finally:
+            reader.close()
             self.save_checkpoint()
             self.write_progress(fps)
         done = int(self.frames.numpy()) >= t.max_frames
@@ -226,6 +266,13 @@ class Learner:
         log(f"learner: stopped at train step {self.train_step}, {int(self.frames.numpy())} frames "
             f"({'max frames reached' if done else self.stop.signal_name or 'stopped'})")
         return 0
+
+
+def consumed_frames(batch, unroll_length: int) -> int:
+    """Emulator frames behind a batch: the actors' per-step ``frames`` over the first
+    ``unroll_length`` steps of each trajectory (the bootstrap step is the next one's first),
+    so the learner's count equals the actors' (no-op starts included, bare resets free)."""
+    return int(np.sum(batch.frames.numpy()[:, :unroll_length], dtype=np.int64))
 
 
 def finished_episode_returns(batch, unroll_length: int) -> list:

@@ -35,6 +35,9 @@ class RunSpec:
         ``train_overrides`` ``env_id=...`` / ``model_overrides`` ``precision=...``."""
         if preset not in AGENT_PRESETS or preset not in TRAIN_PRESETS:
             raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
+        if precision:
+            from s3ta_tf.precision import resolve_precision
+            precision, _ = resolve_precision(precision)
         model_overrides = tuple(model_overrides) + ((f"precision={precision}",) if precision else ())
         train_overrides = tuple(train_overrides) + ((f"env_id={env_id}",) if env_id else ())
         return cls(variant=variant, preset=preset, agent=agent_config(preset, list(model_overrides)),
@@ -49,7 +52,8 @@ class RunSpec:
         return make_environment(t.env_id, seed=seed, full_action_space=t.full_action_space,
                                 sticky_actions=t.sticky_actions, noop_max=t.noop_max,
                                 max_episode_frames=t.max_episode_frames,
-                                observation_shape=self.agent.observation_shape)
+                                observation_shape=self.agent.observation_shape,
+                                max_pool_frames=t.max_pool_frames)
 
     def environment_seed(self, actor_id: int, index: int) -> int:
         return self.train.seed * 1_000_003 + actor_id * 1_000 + index
@@ -75,7 +79,10 @@ class RunSpec:
             with open(path) as f:
                 theirs = json.load(f)
             for key in ("variant", "num_actions", "agent_config"):
-                if theirs.get(key) != mine[key]:
+                a, b = theirs.get(key), mine[key]
+                if key == "agent_config" and isinstance(a, dict):  # compute precision may differ by machine
+                    a, b = {**a, "precision": None}, {**b, "precision": None}
+                if a != b:
                     raise ValueError(
                         f"{path} describes a different run ({key}: {theirs.get(key)!r}, this run: "
                         f"{mine[key]!r}); use another --root-dir or the same model flags to resume")

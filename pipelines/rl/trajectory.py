@@ -17,7 +17,9 @@ trajectory rather than once per step.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+import queue
+import threading
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -107,6 +109,70 @@ class BatchReader:
             self._pending.append(tf.nest.map_structure(lambda x: x.numpy(), item))
         batch, self._pending = self._pending[:self.batch_size], self._pending[self.batch_size:]
         return tf.nest.map_structure(lambda *xs: tf.convert_to_tensor(np.stack(xs)), *batch)
+
+
+class PrefetchingReader:
+    """Overlaps the replay read with the learner's update: a background thread fills a bounded
+    queue of ``depth`` ready batches from a :class:`BatchReader` while the update runs.
+
+    Nothing is lost or read twice: the thread hands over each batch exactly once; a replay
+    failure is retried in the thread (``on_error(error)`` is called, then the reader reconnects)
+    and the items it had received are kept for the next batch. At :meth:`close`, batches still
+    waiting in the queue are counted in ``unconsumed`` (they were taken from the replay queue,
+    like every item still queued there when a run stops).
+    """
+
+    def __init__(self, reader: BatchReader, depth: int = 2,
+                 on_error: Optional[Callable[[BaseException], None]] = None):
+        self._reader, self._on_error = reader, on_error
+        self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, int(depth)))
+        self._stop = threading.Event()
+        self._failure: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._fill, name="replay-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, batch) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(batch, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    batch = self._reader.next_batch(self._stop.is_set)
+                except tf.errors.OpError as e:
+                    self._reader.reset()
+                    if self._on_error is not None:
+                        self._on_error(e)
+                    continue
+                if batch is None or not self._put(batch):
+                    return
+        except BaseException as e:  # noqa: BLE001 (re-raised in the consumer)
+            self._failure = e
+
+    def next_batch(self, should_stop: Callable[[], bool], poll_secs: float = 0.1):
+        """The next prefetched batch, or None once ``should_stop()`` is true. Re-raises an
+        unexpected error of the background thread."""
+        while True:
+            try:
+                return self._queue.get(timeout=poll_secs)
+            except queue.Empty:
+                if self._failure is not None:
+                    raise self._failure
+                if should_stop():
+                    return None
+
+    def close(self) -> int:
+        """Stops the thread; returns how many prefetched batches were never consumed."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.unconsumed = self._queue.qsize()
+        return self.unconsumed
 
 
 @dataclasses.dataclass

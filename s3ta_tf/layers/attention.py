@@ -85,6 +85,17 @@ class SpatialAttention(tf.keras.layers.Layer):
         return {**super().get_config(), "key_channels": self.key_channels}
 
 
+def safe_norm(x, axis=-1):
+    """‖x‖₂ over ``axis`` with a finite gradient everywhere: 0 (not NaN) where x = 0.
+
+    ``tf.norm`` differentiates as x/‖x‖, which is 0/0 at an all-zero vector: a black region
+    wider than a cell's receptive field gives all-zero keys, and one NaN gradient skips the
+    whole update."""
+    squared = tf.reduce_sum(tf.square(x), axis=axis)
+    positive = squared > 0.0
+    return tf.where(positive, tf.sqrt(tf.where(positive, squared, 1.0)), 0.0)
+
+
 class L2KeyAttention(tf.keras.layers.Layer):
     """The "L2-norm keys" ablation (Section 4.4): no query; one map with logits ‖K_ij‖₂.
 
@@ -100,7 +111,7 @@ class L2KeyAttention(tf.keras.layers.Layer):
         features = tf.cast(features, tf.float32)
         basis = tf.cast(basis, tf.float32)
         keys, values = _split_keys(features, self.key_channels)
-        what = tf.norm(keys, axis=-1)[:, None]  # [B, 1, h, w]
+        what = safe_norm(keys, axis=-1)[:, None]  # [B, 1, h, w]
         attention = spatial_softmax(what)
         answers = attend(attention, values, basis)
         return {"answers": answers, "attention": attention, "what": what, "where": tf.zeros_like(what)}

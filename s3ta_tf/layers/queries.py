@@ -2,7 +2,10 @@
 
 ``QueryNetwork``: top-down queries from the policy LSTM's previous hidden state
 ``h(t-1) [B, 256]`` → MLP 256 (ReLU) → 128 (ReLU) → N·(c_K + c_S) (linear) →
-``[B, N, c_K + c_S]``.
+``[B, N, c_K + c_S]``. The last layer's bias starts from N(0, σ²), σ = ``initial_query_scale``
+(AgentConfig), so that from a zero LSTM state (every episode start) each head already asks
+its own question: with zero queries the attention is uniform and the answers are spatial means
+that average away where things are — the agent then learns nothing that depends on position.
 ``FixedQueries``: the "fixed-query" ablation, a learnable ``[N, c_K + c_S]`` bias
 broadcast over the batch and independent of any state.
 """
@@ -15,11 +18,12 @@ from s3ta_tf.layers.mlp import MLP
 
 class QueryNetwork(tf.keras.layers.Layer):
 
-    def __init__(self, hidden, num_heads: int, query_size: int, **kw):
+    def __init__(self, hidden, num_heads: int, query_size: int, initial_scale: float = 0.0, **kw):
         super().__init__(**kw)
         self.hidden, self.num_heads, self.query_size = tuple(hidden), int(num_heads), int(query_size)
+        self.initial_scale = float(initial_scale)
         self.mlp = MLP(self.hidden + (self.num_heads * self.query_size,), activate_final=False,
-                       dtype=self.dtype_policy, name="mlp")
+                       final_bias_stddev=self.initial_scale, dtype=self.dtype_policy, name="mlp")
 
     def call(self, lstm_hidden):
         q = tf.cast(self.mlp(lstm_hidden), tf.float32)
@@ -27,19 +31,20 @@ class QueryNetwork(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "hidden": self.hidden, "num_heads": self.num_heads,
-                "query_size": self.query_size}
+                "query_size": self.query_size, "initial_scale": self.initial_scale}
 
 
 class FixedQueries(tf.keras.layers.Layer):
 
-    def __init__(self, num_heads: int, query_size: int, **kw):
+    def __init__(self, num_heads: int, query_size: int, initial_scale: float = 0.1, **kw):
         super().__init__(**kw)
         self.num_heads, self.query_size = int(num_heads), int(query_size)
+        self.initial_scale = float(initial_scale) or 0.1
 
     def build(self, input_shape=None):
         self.queries = self.add_weight(name="queries", shape=(self.num_heads, self.query_size),
                                        dtype=tf.float32,
-                                       initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+                                       initializer=tf.keras.initializers.RandomNormal(stddev=self.initial_scale))
         super().build(input_shape)
 
     def call(self, lstm_hidden):
@@ -48,4 +53,5 @@ class FixedQueries(tf.keras.layers.Layer):
         return tf.broadcast_to(self.queries[None], [batch, self.num_heads, self.query_size])
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "query_size": self.query_size}
+        return {**super().get_config(), "num_heads": self.num_heads, "query_size": self.query_size,
+                "initial_scale": self.initial_scale}

@@ -19,6 +19,7 @@ class ConvTorso(tf.keras.layers.Layer):
         super().__init__(**kw)
         self.channels, self.kernels, self.strides = tuple(channels), tuple(kernels), tuple(strides)
         self.convs = [tf.keras.layers.Conv2D(c, k, s, padding="same", activation="relu",
+                                             kernel_initializer="he_uniform",
                                              dtype=self.dtype_policy, name=f"conv_{i}")
                       for i, (c, k, s) in enumerate(zip(self.channels, self.kernels, self.strides))]
 

@@ -56,9 +56,11 @@ class Agent(tf.keras.Model):
                 self.attention_heads, self.query_source = L2KeyAttention(c.key_channels, name="attention"), None
             else:
                 self.attention_heads = SpatialAttention(c.key_channels, name="attention")
-                self.query_source = (QueryNetwork(c.query_hidden, c.num_heads, c.query_size, dtype=policy,
+                self.query_source = (QueryNetwork(c.query_hidden, c.num_heads, c.query_size,
+                                                  c.initial_query_scale, dtype=policy,
                                                   name="query_network") if variant == "attention" else
-                                     FixedQueries(c.num_heads, c.query_size, name="fixed_queries"))
+                                     FixedQueries(c.num_heads, c.query_size, c.initial_query_scale,
+                                                  name="fixed_queries"))
             self.answer_processor = MLP(c.answer_hidden, dtype=policy, name="answer_processor")
         else:
             self.torso = ImpalaResNet(c.resnet_channels, c.resnet_blocks, c.resnet_dense, dtype=policy,

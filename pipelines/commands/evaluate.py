@@ -1,0 +1,99 @@
+"""``s3ta evaluate``: score a trained agent with the papers' Atari protocol."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score an agent: no-op starts, 108k-frame cap, human-normalised scores; JSON, CSV, Markdown",
+        description="Plays --episodes episodes per environment with the standard Atari protocol (up to "
+                    "--noop-max random no-op starts, episodes cut at --max-episode-frames emulator frames "
+                    "and counted as truncated, optional sticky actions p = 0.25, sampled or greedy actions, "
+                    "every seed recorded), --num-envs environments batched in one process, and writes "
+                    "evaluation.json, episodes.csv and evaluation.md (mean, standard error, min/max, "
+                    "episode frames; human-normalised score per ALE game with median, mean and capped mean). "
+                    "Example: s3ta evaluate --model results/pong-attention/model --env ALE/Pong-v5 "
+                    "--episodes 10 --out /tmp/pong-eval",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, metavar="DIR",
+                   help="an exported SavedModel ('s3ta export', a run's export/latest), a checkpoint directory "
+                        "(model_config.json), or a training run's --root-dir (its latest checkpoint)")
+    p.add_argument("--env", default=None, metavar="ID[,ID...]|SET",
+                   help="environment id(s), comma-separated, or a named set: atari57, atari-figures, "
+                        "atari-easy (default: the run's environment when --model is a run directory)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per environment")
+    p.add_argument("--out", default=None, metavar="DIR", help="where the results go (default: print only)")
+    p.add_argument("--greedy", action="store_true", help="take the most probable action (default: sample)")
+    p.add_argument("--sticky-actions", action="store_true", help="repeat the previous action with p = 0.25 per frame")
+    p.add_argument("--noop-max", type=int, default=30, help="up to this many random no-op steps at each start")
+    p.add_argument("--max-episode-frames", type=int, default=108_000,
+                   help="cut an episode after this many emulator frames (counted as truncated)")
+    p.add_argument("--num-envs", type=int, default=8, help="environments stepped together per game")
+    p.add_argument("--seed", type=int, default=0, help="seeds environments (seed*1000 + j) and action sampling")
+    p.add_argument("--full-action-space", action="store_true",
+                   help="all 18 ALE actions (for agents trained on the full set, e.g. multi-level)")
+    p.add_argument("--no-max-pool", action="store_true",
+                   help="observations without the max over the last two frames of each action repeat "
+                        "(only for agents trained that way)")
+    p.set_defaults(func=run)
+
+
+def resolve_model(path: str) -> tuple:
+    """``(model_dir, run_config or None)``: a run root resolves to its checkpoints (or its
+    latest export), and its config.json tells the environment settings it was trained with."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--model {path!r} does not exist; expected a SavedModel, a checkpoint "
+                                f"directory or a training run's root directory")
+    run_config = None
+    for candidate in (path, os.path.dirname(os.path.normpath(path)),
+                      os.path.dirname(os.path.dirname(os.path.normpath(path)))):
+        if candidate and os.path.exists(os.path.join(candidate, "config.json")):
+            with open(os.path.join(candidate, "config.json")) as f:
+                run_config = json.load(f)
+            break
+    if os.path.exists(os.path.join(path, "config.json")):
+        for sub in ("checkpoints", os.path.join("export", "latest")):
+            d = os.path.join(path, sub)
+            if os.path.exists(os.path.join(d, "model_config.json")) or os.path.exists(os.path.join(d, "saved_model.pb")):
+                return d, run_config
+    return path, run_config
+
+
+def run(args) -> int:
+    from pipelines.analysis.stepper import load_stepper
+    from pipelines.evaluation.protocol import Protocol, evaluate_game, progress_printer, write_results
+    from pipelines.evaluation.scores import expand_env_list
+
+    model_dir, run_config = resolve_model(args.model)
+    train_cfg = (run_config or {}).get("train_config", {})
+    env_spec = args.env or (run_config or {}).get("env_id")
+    if not env_spec:
+        raise ValueError("--env is required unless --model is (inside) a training run directory")
+    protocol = Protocol(episodes=args.episodes, noop_max=args.noop_max,
+                        max_episode_frames=args.max_episode_frames, sticky_actions=args.sticky_actions,
+                        greedy=args.greedy, num_envs=args.num_envs, seed=args.seed,
+                        max_pool_frames=not args.no_max_pool and train_cfg.get("max_pool_frames", True),
+                        full_action_space=args.full_action_space or train_cfg.get("full_action_space", False))
+    env_ids = expand_env_list(env_spec)
+    stepper = load_stepper(model_dir)
+    print(f"evaluate: {model_dir} ({stepper.variant}, {stepper.num_actions} actions) on {len(env_ids)} "
+          f"environment(s), {protocol.episodes} episodes each", flush=True)
+    games = [evaluate_game(stepper, env_id, protocol, progress_printer(env_id)) for env_id in env_ids]
+    extra = {"variant": stepper.variant, "model_dir": model_dir}
+    if args.out:
+        result = write_results(args.out, args.model, protocol, games, extra)
+        print(open(os.path.join(args.out, "evaluation.md")).read())
+        print(f"wrote {args.out}/evaluation.json, episodes.csv, evaluation.md")
+    else:
+        from pipelines.evaluation.protocol import markdown_table
+        from pipelines.evaluation import scores
+        hns = {g["summary"]["game"]: g["summary"]["human_normalized"] for g in games
+               if "human_normalized" in g["summary"]}
+        result = {"model": args.model, "protocol": __import__("dataclasses").asdict(protocol), "games": games,
+                  "human_normalized": {"per_game": hns, **scores.aggregate(hns)}}
+        print(markdown_table(result))
+    return 0

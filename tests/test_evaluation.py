@@ -1,0 +1,127 @@
+"""The evaluation protocol and human-normalised scores (s3ta evaluate), on real ALE games."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from agents.environments import NoopReset, _find_wrapper, make_environment
+from pipelines.evaluation import scores
+from pipelines.evaluation.protocol import Protocol, evaluate_game, write_results
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class UniformStepper:
+    """A stepper (pipelines/analysis/stepper.py) whose policy is uniform: a random agent."""
+    variant, num_heads, feature_shape = "uniform", 0, None
+
+    def __init__(self, num_actions: int, observation_shape=(64, 64, 3)):
+        self.num_actions, self.observation_shape = num_actions, observation_shape
+        self.calls = 0
+
+    def initial_state(self, batch_size):
+        return {"h": np.zeros((batch_size, 1), np.float32)}
+
+    def step(self, observation, prev_action, prev_reward, state, first=None):
+        assert observation.shape[1:] == self.observation_shape
+        self.calls += 1
+        return {"logits": np.zeros((len(observation), self.num_actions), np.float32)}, dict(state)
+
+
+# ------------------------------------------------------------------ human-normalised scores
+@pytest.mark.parametrize("game, score, expected", [
+    ("pong", 14.6, 100.0), ("pong", -20.7, 0.0), ("ALE/Pong-v5", 0.0, 100 * 20.7 / 35.3),
+    ("breakout", 16.1, 50.0), ("ALE/Breakout-v5", 1.7, 0.0),
+    ("ms_pacman", 307.3 + 0.5 * (6951.6 - 307.3), 50.0), ("ALE/MontezumaRevenge-v5", 4753.3, 100.0),
+    ("double_dunk", -17.5, 50.0),
+])
+def test_human_normalized_matches_hand_computed_values(game, score, expected):
+    assert scores.human_normalized(game, score) == pytest.approx(expected, abs=1e-9)
+
+
+def test_aggregates_median_mean_and_capped_mean():
+    agg = scores.aggregate({"a": 50.0, "b": 150.0, "c": -10.0, "d": 400.0})
+    assert agg["games"] == 4
+    assert agg["median"] == pytest.approx(100.0)           # (50 + 150) / 2
+    assert agg["mean"] == pytest.approx(147.5)             # 590 / 4
+    assert agg["capped_mean"] == pytest.approx(60.0)       # (50 + 100 - 10 + 100) / 4
+    assert scores.aggregate({"a": 3.0, "b": 1.0, "c": 2.0})["median"] == 2.0
+    assert scores.aggregate({})["median"] is None
+
+
+def test_the_57_games_are_real_ale_ids_and_sets_expand():
+    import ale_py
+    gym.register_envs(ale_py)
+    ids = scores.expand_env_list("atari57")
+    assert len(ids) == 57 == len(set(ids))
+    for env_id in ids:
+        gym.spec(env_id)  # raises if ALE does not know the id
+        assert scores.game_name(env_id) is not None
+    assert scores.expand_env_list("atari-easy,ALE/Pong-v5,pong") == [scores.ale_id(g) for g in
+                                                                      scores.GAME_SETS["atari-easy"]]
+    assert scores.game_name("MiniGrid-Empty-5x5-v0") is None
+    with pytest.raises(ValueError, match="57 Atari games"):
+        scores.human_normalized("MiniGrid-Empty-5x5-v0", 1.0)
+
+
+# ------------------------------------------------------------------ protocol
+def test_noop_starts_stay_within_bounds_and_are_counted_as_frames():
+    env = make_environment("ALE/Pong-v5", seed=3, noop_max=30, observation_shape=(64, 64, 3))
+    noops = []
+    for _ in range(12):
+        env.reset()
+        n = _find_wrapper(env.gym_env, NoopReset).last_noops
+        assert 0 <= n <= 30
+        assert env.episode_frames == 4 * n  # each no-op is one action repeat of emulator frames
+        noops.append(n)
+    assert len(set(noops)) > 1  # random, not a constant
+
+
+def test_the_frame_cap_ends_an_episode_as_truncated():
+    stepper = UniformStepper(6)
+    protocol = Protocol(episodes=3, num_envs=3, max_episode_frames=400, noop_max=5, seed=1)
+    game = evaluate_game(stepper, "ALE/Pong-v5", protocol)
+    assert game["summary"]["episodes"] == 3
+    assert game["summary"]["truncated"] == 3
+    for e in game["episodes"]:
+        # ALE's own count also holds the few frames its reset steps (not agent frames): the cut
+        # comes at most one action repeat plus those frames before 400 agent-stepped frames.
+        assert e["truncated"] and 400 - 4 - 16 <= e["frames"] <= 400
+        assert 0 <= e["noops"] <= 5
+
+
+def test_seeds_reproduce_and_every_episode_is_recorded(tmp_path):
+    protocol = Protocol(episodes=4, num_envs=2, max_episode_frames=2000, seed=7)
+    a = evaluate_game(UniformStepper(6), "ALE/Pong-v5", protocol)
+    b = evaluate_game(UniformStepper(6), "ALE/Pong-v5", protocol)
+    c = evaluate_game(UniformStepper(6), "ALE/Pong-v5", Protocol(episodes=4, num_envs=2,
+                                                                   max_episode_frames=2000, seed=8))
+    key = lambda g: [(e["env_seed"], e["noops"], e["return"], e["frames"]) for e in g["episodes"]]
+    assert key(a) == key(b)
+    assert key(a) != key(c)
+    assert sorted(e["env_seed"] for e in a["episodes"]) == [7000, 7000, 7001, 7001]  # 2 episodes per env
+
+    result = write_results(str(tmp_path), "uniform", protocol, [a], {})
+    data = json.loads((tmp_path / "evaluation.json").read_text())
+    s = data["games"][0]["summary"]
+    rets = [e["return"] for e in a["episodes"]]
+    assert s["mean"] == pytest.approx(np.mean(rets))
+    assert s["stderr"] == pytest.approx(np.std(rets, ddof=1) / 2.0)
+    assert s["human_normalized"] == pytest.approx(scores.human_normalized("pong", np.mean(rets)))
+    assert data["human_normalized"]["games"] == 1
+    csv = (tmp_path / "episodes.csv").read_text().strip().splitlines()
+    assert len(csv) == 1 + 4 and csv[0].startswith("env,env_index,env_seed")
+    assert "| ALE/Pong-v5 | 4 |" in (tmp_path / "evaluation.md").read_text()
+    assert result["human_normalized"]["median"] == pytest.approx(s["human_normalized"])
+
+
+def test_a_model_with_the_wrong_action_count_is_refused():
+    with pytest.raises(ValueError, match="6 actions but the model was trained with 18"):
+        evaluate_game(UniformStepper(18), "ALE/Pong-v5", Protocol(episodes=1, num_envs=1))
