@@ -254,6 +254,10 @@ def test_panel_stacks_frame_and_heads_with_caption():
     frame = textured(20, 16)
     rows = np.zeros((3, 20, 16, 3), np.uint8)
     p = video.panel(frame, rows, "t=1", ["h0", "h1", "h2"], scale=2)
-    assert p.shape == (video.CAPTION_HEIGHT + 4 * 40, 32, 3)
-    np.testing.assert_array_equal(p[video.CAPTION_HEIGHT:video.CAPTION_HEIGHT + 40:2, ::2], frame)
+    k = video.readable_scale(20, 2)  # a 20-pixel frame is upscaled past scale 2 to be readable
+    assert k == 8 and k * 20 >= video.MIN_READABLE_HEIGHT
+    assert p.shape == (video.CAPTION_HEIGHT + 4 * 20 * k, 16 * k, 3)
+    np.testing.assert_array_equal(p[video.CAPTION_HEIGHT:video.CAPTION_HEIGHT + 20 * k:k, ::k], frame)
+    big = video.panel(textured(200, 16), np.zeros((1, 200, 16, 3), np.uint8), "", None, scale=2)
+    assert big.shape == (video.CAPTION_HEIGHT + 2 * 400, 32, 3)  # large frames keep the asked scale
     assert p[:video.CAPTION_HEIGHT].max() > 0           # caption text drawn

@@ -91,7 +91,7 @@ def evaluate_game(stepper, env_id: str, protocol: Protocol,
     rng = np.random.default_rng(protocol.seed)
     time_steps = [env.reset() for env in envs]
     noops = [_noops_of(env) for env in envs]
-    state = stepper.initial_state(k)
+    state = {name: np.array(v) for name, v in stepper.initial_state(k).items()}  # writable copies
     prev_action = np.zeros(k, np.int32)
     prev_reward = np.zeros(k, np.float32)
     first = np.ones(k, bool)
@@ -183,15 +183,18 @@ def write_results(out_dir: str, model: str, protocol: Protocol, games: List[dict
 
 
 def _fmt(x, digits=1):
-    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}f}"
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}f}" if abs(x) >= 10 else f"{x:.3g}"
 
 
 def markdown_table(result: dict) -> str:
     p = result["protocol"]
     lines = [f"Model `{result['model']}`; {p['episodes']} episodes per game, "
-             f"{'greedy' if p['greedy'] else 'sampled'} actions, up to {p['noop_max']} no-op starts, "
-             f"cut at {p['max_episode_frames']:,} frames, sticky actions "
-             f"{'p = 0.25' if p['sticky_actions'] else 'off'}, seed {p['seed']}.", "",
+             f"{'greedy' if p['greedy'] else 'sampled'} actions, seed {p['seed']}; ALE games: up to "
+             f"{p['noop_max']} no-op starts, cut at {p['max_episode_frames']:,} frames, sticky actions "
+             f"{'p = 0.25' if p['sticky_actions'] else 'off'}, max over the last two frames of each repeat "
+             f"{'on' if p['max_pool_frames'] else 'off'}.", "",
              "| game | episodes | mean ± s.e. | median | min | max | mean frames | truncated | HNS % |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for g in result["games"]:
