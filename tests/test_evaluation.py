@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import subprocess
-import sys
 
 import gymnasium as gym
 import numpy as np
@@ -125,3 +122,36 @@ def test_seeds_reproduce_and_every_episode_is_recorded(tmp_path):
 def test_a_model_with_the_wrong_action_count_is_refused():
     with pytest.raises(ValueError, match="6 actions but the model was trained with 18"):
         evaluate_game(UniformStepper(18), "ALE/Pong-v5", Protocol(episodes=1, num_envs=1))
+
+
+# ------------------------------------------------------------------ the commands
+def _fake_run(root, env_id, returns):
+    import tensorflow as tf
+    os.makedirs(root / "summaries" / "learner")
+    (root / "config.json").write_text(json.dumps({"env_id": env_id, "variant": "attention"}))
+    writer = tf.summary.create_file_writer(str(root / "summaries" / "learner"))
+    with writer.as_default():
+        for step, r in enumerate(returns, start=1):
+            tf.summary.scalar("episode_return", r, step=step)
+            tf.summary.scalar("frames", 1000 * step, step=step)
+    writer.close()
+
+
+def test_plot_overlays_runs_with_human_normalised_curves(tmp_path, capsys):
+    from pipelines.cli import main
+    from pipelines.evaluation.curves import load_curve
+
+    _fake_run(tmp_path / "a", "ALE/Pong-v5", [-21.0, -10.0, 14.6])
+    _fake_run(tmp_path / "b", "ALE/Pong-v5", [-20.7, -20.0, -15.0])
+    curve = load_curve(str(tmp_path / "a"))
+    np.testing.assert_allclose(curve["frames"], [1000, 2000, 3000])
+    np.testing.assert_allclose(curve["hns"], [scores.human_normalized("pong", r) for r in (-21, -10, 14.6)],
+                               rtol=1e-5)
+    out = tmp_path / "fig" / "pong.png"
+    assert main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--csv"]) == 0
+    assert out.stat().st_size > 10_000 and (tmp_path / "fig" / "pong.svg").exists()
+    rows = (tmp_path / "fig" / "pong-a.csv").read_text().splitlines()
+    assert rows[0] == "train_step,frames,episode_return,human_normalized" and rows[-1].startswith("3,3000,14.6")
+    with pytest.raises(SystemExit) as e:
+        main(["plot", str(tmp_path / "nothing-here"), "--out", str(out)])
+    assert e.value.code == 2 and "summaries/learner" in capsys.readouterr().err

@@ -65,7 +65,8 @@ def resolve_model(path: str) -> tuple:
 
 def run(args) -> int:
     from pipelines.analysis.stepper import load_stepper
-    from pipelines.evaluation.protocol import Protocol, evaluate_game, progress_printer, write_results
+    from pipelines.evaluation.protocol import (Protocol, build_result, evaluate_game, markdown_table,
+                                               progress_printer, write_results)
     from pipelines.evaluation.scores import expand_env_list
 
     model_dir, run_config = resolve_model(args.model)
@@ -85,15 +86,9 @@ def run(args) -> int:
     games = [evaluate_game(stepper, env_id, protocol, progress_printer(env_id)) for env_id in env_ids]
     extra = {"variant": stepper.variant, "model_dir": model_dir}
     if args.out:
-        result = write_results(args.out, args.model, protocol, games, extra)
+        write_results(args.out, args.model, protocol, games, extra)
         print(open(os.path.join(args.out, "evaluation.md")).read())
         print(f"wrote {args.out}/evaluation.json, episodes.csv, evaluation.md")
     else:
-        from pipelines.evaluation.protocol import markdown_table
-        from pipelines.evaluation import scores
-        hns = {g["summary"]["game"]: g["summary"]["human_normalized"] for g in games
-               if "human_normalized" in g["summary"]}
-        result = {"model": args.model, "protocol": __import__("dataclasses").asdict(protocol), "games": games,
-                  "human_normalized": {"per_game": hns, **scores.aggregate(hns)}}
-        print(markdown_table(result))
+        print(markdown_table(build_result(args.model, protocol, games, extra)))
     return 0

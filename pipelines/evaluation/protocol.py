@@ -22,7 +22,6 @@ Scores are raw (unclipped) episode returns; ALE games also get their human-norma
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -160,16 +159,21 @@ def summarize(env_id: str, episodes: List[dict], protocol: Protocol, seconds: fl
     return {"summary": summary, "episodes": episodes}
 
 
+def build_result(model: str, protocol: Protocol, games: List[dict], extra: dict) -> dict:
+    """The evaluation record: protocol, per-game records and the human-normalised aggregates."""
+    hns = {g["summary"]["game"]: g["summary"]["human_normalized"] for g in games
+           if "human_normalized" in g["summary"]}
+    return {"model": model, "protocol": dataclasses.asdict(protocol), **extra,
+            "games": games, "human_normalized": {"per_game": hns, **scores.aggregate(hns)}}
+
+
 def write_results(out_dir: str, model: str, protocol: Protocol, games: List[dict], extra: dict) -> dict:
     """``evaluation.json`` (everything), ``episodes.csv`` (one row per episode) and
     ``evaluation.md`` (a table per game and the human-normalised aggregates), atomically."""
     from s3ta_tf.atomic_io import write_json_atomic, write_text_atomic
 
     os.makedirs(out_dir, exist_ok=True)
-    hns = {g["summary"]["game"]: g["summary"]["human_normalized"] for g in games
-           if "human_normalized" in g["summary"]}
-    result = {"model": model, "protocol": dataclasses.asdict(protocol), **extra,
-              "games": games, "human_normalized": {"per_game": hns, **scores.aggregate(hns)}}
+    result = build_result(model, protocol, games, extra)
     write_json_atomic(os.path.join(out_dir, "evaluation.json"), result)
     rows = ["env,env_index,env_seed,episode_of_env,return,frames,noops,truncated"]
     for g in games:

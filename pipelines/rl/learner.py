@@ -207,7 +207,7 @@ class Learner:
             f"{t.batch_size} x unroll {t.unroll_length}, {self.spec.agent.precision}, replay at "
             f"{self.address}, root {self.root_dir}")
         self.push()
-        train = self.agent.compiled_train(t.batch_size)
+        train = self.agent.compiled_train(t.batch_size, jit_compile=t.jit_compile)
         reader = self._reader()
         start_time, start_frames = None, int(self.frames.numpy())
         last_checkpoint, last_progress, steps = time.time(), 0.0, 0
