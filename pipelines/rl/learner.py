@@ -112,11 +112,6 @@ class Learner:
     def train_step(self) -> int:
         return int(self.agent.train_step_counter.numpy())
 
-    @property
-    def frames_per_batch(self) -> int:
-        t = self.spec.train
-        return t.batch_size * t.unroll_length * self.frames_per_step
-
     def variables_finite(self) -> bool:
         return all(bool(np.all(np.isfinite(v.numpy()))) for v in self.network.variables
                    if v.dtype.is_floating)
