@@ -18,12 +18,14 @@ from s3ta_tf.layers.mlp import MLP
 
 class QueryNetwork(tf.keras.layers.Layer):
 
-    def __init__(self, hidden, num_heads: int, query_size: int, initial_scale: float = 0.0, **kw):
+    def __init__(self, hidden, num_heads: int, query_size: int, initial_scale: float = 0.0,
+                 relu_initializer: str = "glorot_uniform", **kw):
         super().__init__(**kw)
         self.hidden, self.num_heads, self.query_size = tuple(hidden), int(num_heads), int(query_size)
-        self.initial_scale = float(initial_scale)
+        self.initial_scale, self.relu_initializer = float(initial_scale), str(relu_initializer)
         self.mlp = MLP(self.hidden + (self.num_heads * self.query_size,), activate_final=False,
-                       final_bias_stddev=self.initial_scale, dtype=self.dtype_policy, name="mlp")
+                       final_bias_stddev=self.initial_scale, relu_initializer=self.relu_initializer,
+                       dtype=self.dtype_policy, name="mlp")
 
     def call(self, lstm_hidden):
         q = tf.cast(self.mlp(lstm_hidden), tf.float32)
@@ -31,7 +33,8 @@ class QueryNetwork(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "hidden": self.hidden, "num_heads": self.num_heads,
-                "query_size": self.query_size, "initial_scale": self.initial_scale}
+                "query_size": self.query_size, "initial_scale": self.initial_scale,
+                "relu_initializer": self.relu_initializer}
 
 
 class FixedQueries(tf.keras.layers.Layer):

@@ -57,11 +57,12 @@ class Agent(tf.keras.Model):
             else:
                 self.attention_heads = SpatialAttention(c.key_channels, name="attention")
                 self.query_source = (QueryNetwork(c.query_hidden, c.num_heads, c.query_size,
-                                                  c.initial_query_scale, dtype=policy,
+                                                  c.initial_query_scale, "he_uniform", dtype=policy,
                                                   name="query_network") if variant == "attention" else
                                      FixedQueries(c.num_heads, c.query_size, c.initial_query_scale,
                                                   name="fixed_queries"))
-            self.answer_processor = MLP(c.answer_hidden, dtype=policy, name="answer_processor")
+            self.answer_processor = MLP(c.answer_hidden, relu_initializer="he_uniform", dtype=policy,
+                                        name="answer_processor")
         else:
             self.torso = ImpalaResNet(c.resnet_channels, c.resnet_blocks, c.resnet_dense, dtype=policy,
                                       name="impala_resnet")
