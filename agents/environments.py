@@ -45,10 +45,12 @@ NOOP_ACTION = 0                       # index 0 is NOOP in both the minimal and 
 # ---------------------------------------------------------------- gymnasium wrappers
 
 class FrameCounter(gym.Wrapper):
-    """Counts emulator frames: each ``step`` costs ``frames_per_step`` frames.
+    """Counts emulator frames: each ``step`` costs the ``"frames"`` its env reports in ``info``
+    (:class:`MaxPoolActionRepeat` reports what it actually stepped), else ``frames_per_step``.
 
-    Sits directly on the base env so that every step (no-ops at reset included) is counted.
-    ``frame_count`` is the total since construction, ``episode_frames`` since the last reset.
+    Sits directly on the base env (or on the action repeat that steps it) so that every step,
+    no-ops at reset included, is counted. ``frame_count`` is the total since construction,
+    ``episode_frames`` since the last reset.
     """
 
     def __init__(self, env: gym.Env, frames_per_step: int):
@@ -62,9 +64,11 @@ class FrameCounter(gym.Wrapper):
         return self.env.reset(**kwargs)
 
     def step(self, action):
-        self.frame_count += self.frames_per_step
-        self.episode_frames += self.frames_per_step
-        return self.env.step(action)
+        result = self.env.step(action)
+        frames = int(result[-1].get("frames", self.frames_per_step))
+        self.frame_count += frames
+        self.episode_frames += frames
+        return result
 
 
 class MaxPoolActionRepeat(gym.Wrapper):
@@ -73,8 +77,8 @@ class MaxPoolActionRepeat(gym.Wrapper):
     preprocessing; sprites drawn on alternate frames — Space Invaders' shots, Pong's ball at
     some moments — vanish from a single frame). Stops early at a game over.
 
-    Wraps an ALE v5 env made with ``frameskip=1``; counts the emulator frames it actually steps
-    in ``frame_count`` / ``episode_frames`` (so an early stop is charged what it stepped).
+    Wraps an ALE v5 env made with ``frameskip=1``; reports the emulator frames it actually
+    stepped as ``info["frames"]`` (fewer at a game over), which :class:`FrameCounter` counts.
     """
 
     def __init__(self, env: gym.Env, repeat: int):
@@ -83,14 +87,7 @@ class MaxPoolActionRepeat(gym.Wrapper):
             raise ValueError(f"frame_skip must be >= 1, got {repeat}")
         base = env.unwrapped
         self.repeat, self._ale, self._action_set = int(repeat), base.ale, base._action_set  # noqa: SLF001
-        shape = env.observation_space.shape
-        self._screens = np.zeros((2,) + tuple(shape), np.uint8)
-        self.frame_count = 0
-        self.episode_frames = 0
-
-    def reset(self, **kwargs):
-        self.episode_frames = 0
-        return self.env.reset(**kwargs)
+        self._screens = np.zeros((2,) + tuple(env.observation_space.shape), np.uint8)
 
     def step(self, action):
         ale, screens = self._ale, self._screens
@@ -106,8 +103,6 @@ class MaxPoolActionRepeat(gym.Wrapper):
                 break
             if k >= self.repeat - 2:
                 ale.getScreenRGB(screens[k - (self.repeat - 2)])
-        self.frame_count += stepped
-        self.episode_frames += stepped
         if stepped == self.repeat and self.repeat >= 2:
             frame = np.maximum(screens[0], screens[1])
         else:  # an early end, or no repeat: the current frame
@@ -238,7 +233,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
                  observation_shape: Optional[Sequence[int]] = None, name: Optional[str] = None,
                  frames_per_step: int = 1, resize: str = "bilinear"):
         super().__init__(handle_auto_reset=True)
-        self._counter = _find_wrapper(env, (FrameCounter, MaxPoolActionRepeat))
+        self._counter = _find_wrapper(env, FrameCounter)
         if self._counter is None:
             env = self._counter = FrameCounter(env, frames_per_step)
         self._env = env
@@ -466,8 +461,8 @@ def make_environment(env_id: str, *, seed: Optional[int], full_action_space: boo
                         else 0.0,
                         full_action_space=full_action_space,
                         max_num_frames_per_episode=max_episode_frames)
-        env = (MaxPoolActionRepeat(env, frame_skip) if max_pool_frames
-               else FrameCounter(env, frames_per_step=frame_skip))
+        env = FrameCounter(MaxPoolActionRepeat(env, frame_skip) if max_pool_frames else env,
+                           frames_per_step=frame_skip)
         meanings = env.unwrapped.get_action_meanings()
         if noop_max and meanings[NOOP_ACTION] != "NOOP":
             raise ValueError(f"'{env_id}': action {NOOP_ACTION} is {meanings[NOOP_ACTION]}, "

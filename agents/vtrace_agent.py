@@ -99,11 +99,11 @@ class RMSProp(tf.compat.v1.train.RMSPropOptimizer):
             self._zeros_slot(v, "momentum", self._name)
 
 
-def rmsprop(config):
+def make_optimizer(config):
     """The optimiser of a TrainConfig: IMPALA's RMSProp (``optimizer="rmsprop"``, SPEC §2), or
     Adam (``optimizer="adam"``: β₁ 0.9, β₂ 0.999, ε ``adam_epsilon``), whose per-parameter
     normalisation suits the attention agent's small vision gradients (see docs/LEARNING.md)."""
-    if getattr(config, "optimizer", "rmsprop") == "adam":
+    if config.optimizer == "adam":
         return tf.compat.v1.train.AdamOptimizer(learning_rate=config.learning_rate,
                                                 epsilon=config.adam_epsilon)
     return RMSProp(learning_rate=config.learning_rate, decay=config.rmsprop_decay,
@@ -119,7 +119,7 @@ class VTraceAgent(tf_agent.TFAgent):
         tf.Module.__init__(self, name=name)
         self._network = network
         self._config = config
-        self._optimizer = optimizer if optimizer is not None else rmsprop(config)
+        self._optimizer = optimizer if optimizer is not None else make_optimizer(config)
         self._nonfinite_updates = tf.Variable(0, dtype=tf.int64, trainable=False,
                                               name="nonfinite_updates")
         self._part_of = model_parts(network.model)
@@ -203,8 +203,9 @@ class VTraceAgent(tf_agent.TFAgent):
     # ------------------------------------------------------------------ diagnosis
     def first_nonfinite(self, experience: Experience) -> str:
         """Where a non-finite update comes from, for the error that stops a diverging run: the
-        first non-finite among the batch's float fields, the model's logits and values, the
-        loss terms, then the gradient of each variable (eager; call only after a skip)."""
+        first non-finite among the batch's float fields and initial state, the trainable
+        variables, the loss terms, then the gradient of each variable (eager; call only after
+        a skip)."""
         experience = tf.nest.map_structure(tf.convert_to_tensor, experience)
         for name in ("prev_reward", "reward", "discount", "behaviour_logits"):
             if not bool(tf.reduce_all(tf.math.is_finite(getattr(experience, name)))):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Dict, Iterable, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 # game (snake_case, as in the table's source) -> (random, human)
 REFERENCE_SCORES: Dict[str, tuple] = {
@@ -61,14 +61,15 @@ def ale_id(game: str) -> str:
     return f"ALE/{name}-v5"
 
 
+# lower-case ALE game name ('mspacman') -> the table's name ('ms_pacman')
+_GAME_BY_ALE_NAME = {ale_id(g)[len("ALE/"):-len("-v5")].lower(): g for g in REFERENCE_SCORES}
+
+
 def game_name(env_id: str) -> Optional[str]:
     """The table's name of an ALE id (``'ALE/MsPacman-v5' -> 'ms_pacman'``), or None if the id
     is not one of the 57 games."""
     m = re.fullmatch(r"(?:ALE/)?([A-Za-z]+)(?:NoFrameskip)?(?:-v\d+)?", env_id)
-    if not m:
-        return None
-    by_ale = {ale_id(g).split("/")[1].split("-")[0].lower(): g for g in REFERENCE_SCORES}
-    return by_ale.get(m.group(1).lower())
+    return _GAME_BY_ALE_NAME.get(m.group(1).lower()) if m else None
 
 
 def human_normalized(game: str, score: float) -> float:
@@ -110,10 +111,6 @@ def expand_env_list(spec: str) -> list:
         raise ValueError(f"--env {spec!r} names no environment; expected ids separated by commas or one of "
                          f"the sets {sorted(GAME_SETS)}")
     return list(dict.fromkeys(ids))
-
-
-def games_with_scores(env_ids: Iterable[str]) -> list:
-    return [e for e in env_ids if game_name(e) is not None]
 
 
 def mean_and_standard_error(values: Sequence[float]) -> tuple:

@@ -31,7 +31,7 @@ checkpoints and exits.
 
 Non-finite updates are skipped (``agents.vtrace_agent``); after ``MAX_CONSECUTIVE_NONFINITE``
 skipped updates in a row the learner stops with :class:`DivergenceError`, which names the first
-non-finite tensor (inputs, model outputs, loss terms, then gradients per variable), keeping its
+non-finite tensor (inputs, variables, loss terms, then gradients per variable), keeping its
 last good checkpoint.
 """
 from __future__ import annotations
@@ -77,7 +77,6 @@ class Learner:
         self.spec, self.address, self.root_dir, self.stop = spec, replay_address, root_dir, stop
         os.makedirs(root_dir, exist_ok=True)
         env = spec.make_environment(seed=spec.train.seed)
-        self.frames_per_step = env.frames_per_step
         time_step_spec = tensor_spec.from_spec(env.time_step_spec())
         action_spec = tensor_spec.from_spec(env.action_spec())
         self.num_actions = env.num_actions
@@ -181,10 +180,11 @@ class Learner:
             tf.summary.scalar("frames_per_second", fps)
             tf.summary.scalar("nonfinite_updates", self.agent.nonfinite_updates)
             if self.returns:
-                tf.summary.scalar("episode_return", float(np.mean(self.returns)))
+                mean_return = float(np.mean(self.returns))
+                tf.summary.scalar("episode_return", mean_return)
                 if self.game is not None:
                     tf.summary.scalar("episode_return_human_normalized",
-                                      human_normalized(self.game, float(np.mean(self.returns))))
+                                      human_normalized(self.game, mean_return))
         self.summary_writer.flush()
 
     # ------------------------------------------------------------------ loop
