@@ -99,14 +99,15 @@ class RMSProp(tf.compat.v1.train.RMSPropOptimizer):
             self._zeros_slot(v, "momentum", self._name)
 
 
-def make_optimizer(config):
+def make_optimizer(config, learning_rate=None):
     """The optimiser of a TrainConfig: IMPALA's RMSProp (``optimizer="rmsprop"``, SPEC §2), or
     Adam (``optimizer="adam"``: β₁ 0.9, β₂ 0.999, ε ``adam_epsilon``), whose per-parameter
-    normalisation suits the attention agent's small vision gradients (see docs/LEARNING.md)."""
+    normalisation suits the attention agent's small vision gradients (see docs/LEARNING.md).
+    ``learning_rate``: a value or a variable read at every update (default: the config's)."""
+    lr = config.learning_rate if learning_rate is None else learning_rate
     if config.optimizer == "adam":
-        return tf.compat.v1.train.AdamOptimizer(learning_rate=config.learning_rate,
-                                                epsilon=config.adam_epsilon)
-    return RMSProp(learning_rate=config.learning_rate, decay=config.rmsprop_decay,
+        return tf.compat.v1.train.AdamOptimizer(learning_rate=lr, epsilon=config.adam_epsilon)
+    return RMSProp(learning_rate=lr, decay=config.rmsprop_decay,
                    momentum=config.rmsprop_momentum, epsilon=config.rmsprop_epsilon,
                    initial_mean_square=config.rmsprop_initial_mean_square)
 
@@ -119,7 +120,10 @@ class VTraceAgent(tf_agent.TFAgent):
         tf.Module.__init__(self, name=name)
         self._network = network
         self._config = config
-        self._optimizer = optimizer if optimizer is not None else make_optimizer(config)
+        # The learning rate is a variable so that the learner can anneal it (set_progress).
+        self._learning_rate = tf.Variable(config.learning_rate, dtype=tf.float32, trainable=False,
+                                          name="learning_rate")
+        self._optimizer = optimizer if optimizer is not None else make_optimizer(config, self._learning_rate)
         self._nonfinite_updates = tf.Variable(0, dtype=tf.int64, trainable=False,
                                               name="nonfinite_updates")
         self._part_of = model_parts(network.model)
@@ -141,6 +145,17 @@ class VTraceAgent(tf_agent.TFAgent):
     @property
     def optimizer(self):
         return self._optimizer
+
+    @property
+    def learning_rate(self) -> tf.Variable:
+        return self._learning_rate
+
+    def set_progress(self, fraction: float) -> None:
+        """Training progress in [0, 1] (frames / max_frames): with ``anneal_learning_rate`` the
+        learning rate falls linearly from its configured value to 0 at the end (IMPALA's
+        schedule), otherwise it stays constant."""
+        if self._config.anneal_learning_rate:
+            self._learning_rate.assign(self._config.learning_rate * max(0.0, 1.0 - float(fraction)))
 
     @property
     def nonfinite_updates(self) -> tf.Variable:

@@ -132,3 +132,18 @@ def test_max_pool_frames_is_the_pixel_max_of_the_last_two_emulator_frames():
     assert differs > 0  # Space Invaders flickers: the max keeps what one frame alone loses
     plain = make_environment("ALE/SpaceInvaders-v5", seed=0, noop_max=0, max_pool_frames=False)
     assert _find_wrapper(plain.gym_env, MaxPoolActionRepeat) is None
+
+
+def test_learning_rate_anneals_linearly_and_reaches_the_optimiser():
+    agent, network = make_agent(anneal_learning_rate=True, learning_rate=1e-3)
+    train = agent.compiled_train(batch_size=2)
+    agent.set_progress(0.25)
+    assert float(agent.learning_rate) == pytest.approx(7.5e-4)
+    agent.set_progress(1.0)  # the end of training: a zero step leaves every weight as it is
+    before = [v.numpy().copy() for v in network.trainable_variables]
+    assert bool(train(synthetic_experience(network, 2, 5)).extra.applied)
+    for v, b in zip(network.trainable_variables, before):
+        np.testing.assert_array_equal(v.numpy(), b)
+    fixed, _ = make_agent(anneal_learning_rate=False, learning_rate=1e-3)
+    fixed.set_progress(0.9)
+    assert float(fixed.learning_rate) == pytest.approx(1e-3)

@@ -171,6 +171,7 @@ class Learner:
             tf.summary.scalar("policy/entropy", extra.mean_entropy)
             tf.summary.scalar("policy/mean_log_rho", extra.mean_log_rho)
             tf.summary.scalar("policy/lag", extra.policy_lag)
+            tf.summary.scalar("learning_rate", self.agent.learning_rate)
             tf.summary.scalar("gradient_norm", extra.gradient_norm)
             for part, norm in extra.part_gradient_norms.items():
                 tf.summary.scalar(f"gradient_norm/{part}", norm)
@@ -213,6 +214,7 @@ class Learner:
                 batch = reader.next_batch(self.stop.is_set)
                 if batch is None:
                     break
+                self.agent.set_progress(int(self.frames.numpy()) / t.max_frames)
                 self.backoff.reset()
                 if start_time is None:
                     log("learner: first batch received; tracing the update (once per run)")

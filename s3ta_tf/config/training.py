@@ -46,6 +46,7 @@ class TrainConfig:
     optimizer: str = "rmsprop"              # or "adam" (the CPU presets; see OPTIMIZERS)
     learning_rate: float = 2e-4
     adam_epsilon: float = 1e-8
+    anneal_learning_rate: bool = False      # linearly to 0 at max_frames (IMPALA's schedule)
     rmsprop_epsilon: float = 0.01
     rmsprop_decay: float = 0.99
     rmsprop_momentum: float = 0.0
@@ -102,6 +103,7 @@ TRAIN_PRESETS = {
     "small": TrainConfig(
         optimizer="adam",
         learning_rate=5e-4,
+        anneal_learning_rate=True,
         entropy_cost=0.001,
         unroll_length=10,
         batch_size=16,
