@@ -1,6 +1,6 @@
 """``s3ta bench model``: actor-step latency, learner throughput and GFLOP/s vs the measured peak.
 
-The learner figure is the project's real update (``agents.vtrace_agent.VTraceAgent.train``)
+The learner figure is the project's real update (``agents.impala.learning.VTraceAgent.train``)
 on a synthetic batch, so it includes V-trace, clipping and RMSProp.
 
 All figures come from one run, so ratios (achieved / peak, bf16 / f32) are meaningful on a
@@ -25,9 +25,9 @@ def actor_step_fn(model):
 
 
 def synthetic_experience(network, batch: int, sequence_length: int, seed: int = 0):
-    """An :class:`agents.vtrace_agent.Experience` ``[batch, sequence_length, ...]`` of random
+    """An :class:`agents.impala.learning.Experience` ``[batch, sequence_length, ...]`` of random
     frames and actions laid out as the actors write it (one episode start per trajectory)."""
-    from agents.vtrace_agent import experience_spec
+    from agents.impala.replay import experience_spec
     from tf_agents.trajectories import time_step as ts
     rng = np.random.default_rng(seed)
     spec = experience_spec(network)
@@ -56,12 +56,12 @@ def learner_step_fn(model, batch: int, unroll: int, compiled: bool = True):
     loss, gradient clipping, RMSProp) on a synthetic batch of ``unroll + 1``-step trajectories,
     called as the learner calls it (``compiled``: ``VTraceAgent.compiled_train``, one traced
     graph) or eagerly (the learner before the compiled step)."""
-    from agents.networks import AgentNetwork
-    from agents.vtrace_agent import VTraceAgent
-    from s3ta_tf.config.training import train_config
+    from agents.impala.networks import ActorCriticNetwork
+    from agents.impala.learning import VTraceAgent
+    from agents.impala.config import train_config
     from tf_agents.specs import tensor_spec
     from tf_agents.trajectories import time_step as ts
-    network = AgentNetwork(model)
+    network = ActorCriticNetwork(model)
     action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, model.num_actions - 1)
     cfg = train_config("paper", {"batch_size": batch, "unroll_length": unroll})
     agent = VTraceAgent(ts.time_step_spec(network.input_tensor_spec["observation"]), action_spec, network, cfg)
@@ -71,7 +71,7 @@ def learner_step_fn(model, batch: int, unroll: int, compiled: bool = True):
 
 
 def run_model_benchmark(out_path=None, args=None) -> dict:
-    from s3ta_tf import build_agent
+    from s3ta_tf import build_agent_net
     from s3ta_tf.precision import cpu_summary, native_bfloat16
     preset = getattr(args, "preset", None) or "paper"
     variant = getattr(args, "agent", "attention")
@@ -92,7 +92,7 @@ def run_model_benchmark(out_path=None, args=None) -> dict:
     flops = agent_step_flops(agent_config(preset), variant, num_actions)["total"]
     result["gflop_per_agent_step"] = flops / 1e9
     for precision in precisions:
-        model = build_agent(agent_config(preset, [f"precision={precision}"]), variant, num_actions)
+        model = build_agent_net(agent_config(preset, [f"precision={precision}"]), variant, num_actions)
         step = actor_step_fn(model)
         entry = {}
         for b in (1, 16):

@@ -1,50 +1,51 @@
-"""Model checkpoints: where an agent's weights and the config that rebuilds it live.
+"""Model checkpoints: where an agent network's weights live, and the record that rebuilds it.
 
-A checkpoint directory (written by the learner, or by :func:`save_checkpoint`) holds
-TF checkpoint files from ``tf.train.CheckpointManager`` whose root object has the agent
-under the key ``model``, and ``model_config.json`` (preset fields, variant, num_actions)
-so the agent can be rebuilt without knowing its flags. TF writes checkpoint data under a
-temporary name and renames it, and ``model_config.json`` is written with ``os.replace``,
-so a crash never leaves a half-written checkpoint behind.
+A checkpoint directory (written by the learner under ``ROOT/checkpoints``, or by
+:func:`save_checkpoint`) holds TF checkpoint files from ``tf.train.CheckpointManager`` whose
+root object has the network under the key ``model``. The network is rebuilt from the run's
+record (:mod:`s3ta_tf.run_record`: ``run.json`` beside the checkpoint or in its parent), so
+no flag has to be remembered. TF writes checkpoint data under a temporary name and renames
+it, and the record is written with ``os.replace``, so a crash never leaves a half-written
+checkpoint behind.
 """
 from __future__ import annotations
 
-import json
-import os
-
 import tensorflow as tf
 
-from s3ta_tf.atomic_io import write_json_atomic
-from s3ta_tf.config import AgentConfig, from_dict, to_dict
-from s3ta_tf.models.agent import Agent, build_agent
-
-MODEL_CONFIG_FILE = "model_config.json"
+from s3ta_tf.config import AgentConfig, from_dict
+from s3ta_tf.models.agent_net import AgentNet, build_agent_net
+from s3ta_tf.run_record import RUN_FILE, agent_record, has_agent, read_record, record_path, write_record
 
 
-def save_model_config(directory: str, model: Agent) -> None:
-    write_json_atomic(os.path.join(directory, MODEL_CONFIG_FILE),
-                      {"config": to_dict(model.config), "variant": model.variant,
-                       "num_actions": model.num_actions})
+def has_model_record(directory: str) -> bool:
+    """True if ``directory`` (or its parent) has a run record that rebuilds an agent network."""
+    if record_path(directory, search_parent=True) is None:
+        return False
+    try:
+        return has_agent(read_record(directory, search_parent=True))
+    except ValueError:
+        return False
 
 
-def model_from_config_file(directory: str) -> Agent:
-    path = os.path.join(directory, MODEL_CONFIG_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{directory}: no {MODEL_CONFIG_FILE}; expected a checkpoint directory "
-                                f"written by 's3ta learner' or s3ta_tf.checkpoints.save_checkpoint")
-    with open(path) as f:
-        meta = json.load(f)
-    return build_agent(from_dict(AgentConfig, meta["config"]), meta["variant"], meta["num_actions"])
+def model_from_record(directory: str) -> AgentNet:
+    """The (untrained) network described by the run record of ``directory`` or its parent."""
+    record = read_record(directory, search_parent=True)
+    if not has_agent(record):
+        raise ValueError(f"{record_path(directory, True)} records a {record['kind']} run, not an agent "
+                         f"network (expected variant, num_actions and agent_config)")
+    return build_agent_net(from_dict(AgentConfig, record["agent_config"]), record["variant"],
+                           record["num_actions"])
 
 
-def save_checkpoint(directory: str, model: Agent, step: int = 0) -> str:
-    """Writes ``model`` (and its config) as a checkpoint in ``directory``; returns the prefix."""
-    save_model_config(directory, model)
+def save_checkpoint(directory: str, model: AgentNet, step: int = 0) -> str:
+    """Writes ``model`` as a checkpoint in ``directory``, with a ``run.json`` of kind ``model``
+    that rebuilds it; returns the checkpoint prefix."""
+    write_record(directory, {"kind": "model", **agent_record(model)})
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), directory, max_to_keep=3)
     return manager.save(checkpoint_number=step)
 
 
-def restore_model(model: Agent, directory: str) -> str:
+def restore_model(model: AgentNet, directory: str) -> str:
     """Restores ``model``'s weights from the latest checkpoint in ``directory``; returns its path."""
     latest = tf.train.latest_checkpoint(directory)
     if latest is None:
@@ -54,8 +55,13 @@ def restore_model(model: Agent, directory: str) -> str:
     return latest
 
 
-def load_agent(directory: str) -> Agent:
-    """Rebuilds the agent from ``model_config.json`` and restores its latest checkpoint."""
-    model = model_from_config_file(directory)
+def load_agent(directory: str) -> AgentNet:
+    """Rebuilds the network from its run record and restores the latest checkpoint of
+    ``directory`` (a learner's ``ROOT/checkpoints`` or a :func:`save_checkpoint` directory)."""
+    model = model_from_record(directory)
     restore_model(model, directory)
     return model
+
+
+__all__ = ["RUN_FILE", "has_model_record", "model_from_record", "save_checkpoint", "restore_model",
+           "load_agent"]

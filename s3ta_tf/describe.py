@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from s3ta_tf.models.agent import Agent
+from s3ta_tf.models.agent_net import AgentNet
 
-# Attribute name on Agent -> part name in the description (paper terminology).
+# Attribute name on AgentNet -> part name in the description (paper terminology).
 PARTS = (("vision", "vision_core"), ("torso", "impala_resnet"), ("spatial_basis", "spatial_basis"),
          ("query_source", "query_network"), ("attention_heads", "attention"),
          ("answer_processor", "answer_processor"), ("core", "policy_core"), ("heads", "heads"))
@@ -17,7 +17,7 @@ def _count(layer) -> dict:
             "non_trainable": int(sum(np.prod(v.shape) for v in layer.non_trainable_variables))}
 
 
-def describe(model: Agent) -> dict:
+def describe(model: AgentNet) -> dict:
     parts = {name: _count(getattr(model, attr)) for attr, name in PARTS
              if getattr(model, attr, None) is not None}
     out, _ = model.step(tf.zeros((1,) + tuple(model.config.observation_shape), tf.uint8),

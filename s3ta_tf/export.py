@@ -21,7 +21,7 @@ import tempfile
 
 import tensorflow as tf
 
-from s3ta_tf.models.agent import Agent
+from s3ta_tf.models.agent_net import AgentNet
 from s3ta_tf.validation import assert_runtime_shapes
 
 STATE_PREFIX = "state_"
@@ -40,7 +40,7 @@ class _Untracked:
 class ServingModule(tf.Module):
     """Holds the model's variables and the two signature functions."""
 
-    def __init__(self, model: Agent):
+    def __init__(self, model: AgentNet):
         super().__init__(name="s3ta_serving")
         self._agent = _Untracked(model)
         self.model_variables = list(model.variables)
@@ -77,13 +77,13 @@ class ServingModule(tf.Module):
         return state or {"empty": tf.zeros([batch_size, 0])}
 
 
-def model_metadata(model: Agent) -> dict:
+def model_metadata(model: AgentNet) -> dict:
     from s3ta_tf.config import to_dict
     return {"config": to_dict(model.config), "variant": model.variant, "num_actions": model.num_actions,
             "state_spec": {k: s.shape.as_list() for k, s in model.state_spec.items()}}
 
 
-def export_saved_model(model: Agent, out_dir: str) -> str:
+def export_saved_model(model: AgentNet, out_dir: str) -> str:
     """Writes the SavedModel to ``out_dir`` atomically (a sibling temp dir, then a rename)."""
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)

@@ -11,15 +11,17 @@ from __future__ import annotations
 import functools
 from typing import FrozenSet, Tuple
 
-import tensorflow as tf
-
+PRECISIONS = ("float32", "bfloat16")            # what a model config may hold
+PRECISION_CHOICES = ("auto",) + PRECISIONS      # what a --precision flag accepts
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-PRECISION_CHOICES = ("auto", "float32", "bfloat16")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def layer_policy(precision: str) -> tf.keras.mixed_precision.Policy:
-    """The Keras dtype policy to pass as ``dtype=`` to layers for ``precision``."""
+def layer_policy(precision: str):
+    """The Keras dtype policy (``tf.keras.mixed_precision.Policy``) to pass as ``dtype=`` to
+    layers for ``precision``."""
+    import tensorflow as tf
+
     if precision not in _POLICIES:
         raise ValueError(f"precision must be one of {sorted(_POLICIES)}, got {precision!r}")
     return tf.keras.mixed_precision.Policy(_POLICIES[precision])

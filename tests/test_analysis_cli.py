@@ -11,7 +11,7 @@ from pipelines.analysis import report as rp
 from pipelines.analysis import video
 from pipelines.analysis.rollout import make_analysis_environment
 from pipelines.cli import main
-from s3ta_tf import agent_config, build_agent
+from s3ta_tf import agent_config, build_agent_net
 from s3ta_tf.checkpoints import save_checkpoint
 from s3ta_tf.export import export_saved_model
 
@@ -33,10 +33,10 @@ def exported(tmp_path_factory):
     cfg = agent_config("small", {"observation_shape": (210, 160, 3)})
     paths = {}
     for variant in ("attention", "feedforward"):
-        paths[variant] = export_saved_model(build_agent(cfg, variant, 9), str(root / variant))
-    # checkpoint directories (model_config.json + TF checkpoint) for the mismatch cases
-    for name, model in (("small64", build_agent(agent_config("small"), "attention", 9)),
-                        ("pong", build_agent(cfg, "attention", 6))):
+        paths[variant] = export_saved_model(build_agent_net(cfg, variant, 9), str(root / variant))
+    # checkpoint directories (run.json + TF checkpoint) for the mismatch cases
+    for name, model in (("small64", build_agent_net(agent_config("small"), "attention", 9)),
+                        ("pong", build_agent_net(cfg, "attention", 6))):
         save_checkpoint(str(root / name), model)
         paths[name] = str(root / name)
     return paths
@@ -49,8 +49,8 @@ def analyze(*args):
 def test_analyze_writes_every_output_and_the_report_renders(exported, tmp_path):
     out = tmp_path / "out"
     code = analyze("--model", exported["attention"], "--baseline-model", exported["feedforward"], "--env", ENV,
-                   "--steps", "24", "--out", str(out), "--preset", "small", "--set", "saliency_warmup=14",
-                   "--set", "saliency_stride=10", "--probe-time", "16", "--probe-position", "120,60")
+                   "--steps", "24", "--out", str(out), "--preset", "small", "--set", "analysis.saliency_warmup=14",
+                   "--set", "analysis.saliency_stride=10", "--probe-time", "16", "--probe-position", "120,60")
     assert code == 0
     for name in ("overlays.mp4", "overlays.gif", "what_where.mp4", "what_where.gif", "weight_distribution.png",
                  "saliency_t14.png", "saliency_t14.npz", "novel_state.png", "novel_state.mp4", "summary.json",
@@ -125,7 +125,7 @@ def test_report_check_notices_broken_media(tmp_path):
     (["--probe-position", "300,10"], "lies outside the 210x160 frame"),
     (["--probe-time", "7"], "probe_time=7 must be within the 3 analysed steps"),
     (["--sprite", "/nonexistent/fish.png"], "sprite image '/nonexistent/fish.png' does not exist"),
-    (["--set", "saliency_stride=0"], "saliency_stride must be >= 1"),
+    (["--set", "analysis.saliency_stride=0"], "saliency_stride must be >= 1"),
 ])
 def test_bad_input_gets_a_clear_error(exported, tmp_path, capsys, args, message):
     base = {"--model": exported["attention"], "--env": ENV}

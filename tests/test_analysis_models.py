@@ -6,7 +6,7 @@ import tensorflow as tf
 from pipelines.analysis import saliency, what_where
 from pipelines.analysis.rollout import replay
 from pipelines.analysis.stepper import ModelStepper, SavedModelStepper, as_stepper, load_stepper
-from s3ta_tf import agent_config, build_agent
+from s3ta_tf import agent_config, build_agent_net
 from s3ta_tf.checkpoints import save_checkpoint
 from s3ta_tf.export import export_saved_model
 from s3ta_tf.layers.attention import SpatialAttention
@@ -17,7 +17,7 @@ KEY_CHANNELS = 8
 
 @pytest.fixture(scope="module")
 def small_agent():
-    return build_agent(agent_config("small"), "attention", num_actions=4)
+    return build_agent_net(agent_config("small"), "attention", num_actions=4)
 
 
 def frames(n, seed=0, shape=(64, 64, 3)):

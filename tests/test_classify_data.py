@@ -15,7 +15,7 @@ from classify_fixtures import (SYNSETS, add_unlabelled_test_csv, make_imagenet_a
 from pipelines.classify.data import (center_crop, check_imagenet_manual_dir, eval_image,
                                      load_dataset, make_pipeline, train_image)
 from pipelines.classify.kinetics import equally_spaced, read_annotations
-from s3ta_tf.config.classify import classify_config
+from pipelines.classify.config import classify_config
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from s3ta_tf.config.classify import classify_config
+from pipelines.classify.config import classify_config
 from s3ta_tf.models.classifier import build_classifier
 from s3ta_tf.models.resnet_v2 import resnet34_v2
 

@@ -16,10 +16,10 @@ from classify_fixtures import make_imagenet_archives, make_kinetics_folder
 from pipelines.classify.data import load_dataset, make_pipeline
 from pipelines.classify.evaluate import evaluate
 from pipelines.classify.export import ClassifierServing, export_classifier
-from pipelines.classify.run import restore_model
+from pipelines.classify.run import load_classifier
 from pipelines.classify.train import classification_loss, train
 from pipelines.cli import main as cli_main
-from s3ta_tf.config.classify import classify_config
+from pipelines.classify.config import classify_config
 
 # Tiny and fast: 3 colour-coded ImageNet classes at 32x32, batch 8.
 TINY = ["train.batch_size=8", "train.summary_every=1", "train.checkpoint_every=4",
@@ -51,7 +51,7 @@ def imagenet_run(tmp_path_factory):
 def test_training_lowers_the_loss(imagenet_run):
     paths, cfg, (x, y, before), first = imagenet_run
     assert first["step"] == 6 and first["resumed_from"] == 0
-    _, model, _ = restore_model(paths["run"])
+    _, model, _ = load_classifier(paths["run"])
     after = float(classification_loss(model(x, training=True)["logits"], y))
     assert after < before - 0.1, (before, after)
 
@@ -111,7 +111,7 @@ def test_export_reload_equal_outputs_and_bad_bytes(imagenet_run):
     export_classifier(paths["run"], out_dir, top_k=3)
     loaded = tf.saved_model.load(out_dir)
     serve = loaded.signatures["serving_default"]
-    info, model, _ = restore_model(paths["run"])
+    info, model, _ = load_classifier(paths["run"])
     module = ClassifierServing(model, info, top_k=3)
     images = tf.constant([_jpeg((250, 10, 10)), _png((10, 250, 10))])
     got, want = serve(images=images), module.serve(images)

@@ -15,6 +15,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from pipelines import cli
+from pipelines.commands.flags import run_overrides
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
@@ -197,19 +198,26 @@ def test_service_command_is_a_real_s3ta_subcommand(compose, name, monkeypatch):
         assert args.port == 8000
     else:   # with nothing set on the host, the CLI's own defaults apply
         assert args.replay_address == "replay:8000" and args.root_dir == f"{ROOT_DIR}/default"
-        assert not args.model_overrides and not args.train_overrides
+        assert run_overrides(args) == []
 
 
 @pytest.mark.parametrize("name", ["learner", "actor"])
 def test_host_settings_reach_the_services(compose, name, monkeypatch):
     host = {"S3TA_ENV": "MiniGrid-Empty-5x5-v0", "S3TA_PRESET": "small", "S3TA_AGENT": "lstm",
-            "S3TA_MODEL_SET": "observation_shape=40,40,3", "S3TA_TRAIN_SET": "batch_size=4 seed=3",
+            "S3TA_SET": "model.observation_shape=40,40,3 train.batch_size=4 train.seed=3",
             "S3TA_RUN": "grid"}
     args = parse_service(compose, name, host, monkeypatch)
     assert (args.env_id, args.preset, args.agent) == ("MiniGrid-Empty-5x5-v0", "small", "lstm")
-    assert args.model_overrides == ["observation_shape=40,40,3"]
-    assert args.train_overrides == ["batch_size=4", "seed=3"]
+    assert run_overrides(args) == ["model.observation_shape=40,40,3", "train.batch_size=4", "train.seed=3"]
     assert args.root_dir == f"{ROOT_DIR}/grid"
+
+
+@pytest.mark.parametrize("name", ["learner", "actor"])
+def test_old_override_variables_still_reach_the_services(compose, name, monkeypatch, capsys):
+    host = {"S3TA_MODEL_SET": "observation_shape=40,40,3", "S3TA_TRAIN_SET": "batch_size=4 seed=3"}
+    args = parse_service(compose, name, host, monkeypatch)
+    assert run_overrides(args) == ["model.observation_shape=40,40,3", "train.batch_size=4", "train.seed=3"]
+    assert "S3TA_SET" in capsys.readouterr().err   # the warning names the new spelling
 
 
 def test_cli_parser_rejects_unknown_subcommand():

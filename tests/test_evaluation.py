@@ -128,7 +128,7 @@ def test_a_model_with_the_wrong_action_count_is_refused():
 def _fake_run(root, env_id, returns):
     import tensorflow as tf
     os.makedirs(root / "summaries" / "learner")
-    (root / "config.json").write_text(json.dumps({"env_id": env_id, "variant": "attention"}))
+    (root / "run.json").write_text(json.dumps({"kind": "rl", "env_id": env_id, "variant": "attention"}))
     writer = tf.summary.create_file_writer(str(root / "summaries" / "learner"))
     with writer.as_default():
         for step, r in enumerate(returns, start=1):

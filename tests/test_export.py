@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from s3ta_tf import agent_config, build_agent
+from s3ta_tf import agent_config, build_agent_net
 from s3ta_tf.checkpoints import load_agent, save_checkpoint
 from s3ta_tf.export import export_saved_model, load_metadata
 
@@ -18,7 +18,7 @@ BIN = os.path.dirname(sys.executable)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    model = build_agent(agent_config("small"), "attention", A)
+    model = build_agent_net(agent_config("small"), "attention", A)
     path = export_saved_model(model, str(tmp_path_factory.mktemp("export") / "model"))
     return model, path
 
@@ -84,7 +84,7 @@ def test_saved_model_cli_runs_the_serving_signature(exported, tmp_path):
 
 
 def test_checkpoint_round_trip_and_export_from_checkpoint_cli(tmp_path):
-    model = build_agent(agent_config("small"), "lstm", A)
+    model = build_agent_net(agent_config("small"), "lstm", A)
     ckpt = tmp_path / "ckpt"
     save_checkpoint(str(ckpt), model, step=7)
     restored = load_agent(str(ckpt))
@@ -119,7 +119,7 @@ def test_cli_describe_json_reports_paper_sizes():
 
 @pytest.mark.parametrize("argv, message", [
     (["describe", "--num-actions", "0"], "--num-actions must be a positive integer"),
-    (["describe", "--num-actions", "4", "--set", "num_heads=two"], "expected int"),
+    (["describe", "--num-actions", "4", "--set", "model.num_heads=two"], "expected int"),
     (["export", "--out", "/tmp/never", "--checkpoint", "/nonexistent/dir"], "no such directory"),
     (["export", "--out", "/tmp/never"], "--num-actions is required"),
 ])

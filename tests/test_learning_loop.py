@@ -9,13 +9,13 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents import losses
-from agents.networks import AgentNetwork
-from agents.vtrace_agent import VTraceAgent
+from agents.impala import losses
+from agents.impala.networks import ActorCriticNetwork
+from agents.impala.learning import VTraceAgent
 from pipelines.model_bench import synthetic_experience
-from s3ta_tf import build_agent
+from s3ta_tf import build_agent_net
 from s3ta_tf.config import agent_config
-from s3ta_tf.config.training import train_config
+from agents.impala.config import train_config
 from s3ta_tf.precision import native_bfloat16, resolve_precision
 
 SMALL = ["observation_shape=24,24,3", "convlstm_channels=16", "query_hidden=16", "answer_hidden=32",
@@ -23,8 +23,8 @@ SMALL = ["observation_shape=24,24,3", "convlstm_channels=16", "query_hidden=16",
 
 
 def make_agent(variant="attention", batch=2, unroll=4, model_set=(), **train):
-    model = build_agent(agent_config("small", SMALL + list(model_set)), variant, 5)
-    network = AgentNetwork(model)
+    model = build_agent_net(agent_config("small", SMALL + list(model_set)), variant, 5)
+    network = ActorCriticNetwork(model)
     cfg = train_config("small", {"batch_size": batch, "unroll_length": unroll, **train})
     action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, 4)
     agent = VTraceAgent(ts.time_step_spec(network.input_tensor_spec["observation"]), action_spec, network, cfg)
@@ -65,7 +65,7 @@ def test_auto_precision_uses_bfloat16_only_where_native(flags, expected):
 
 
 def test_policy_and_value_layers_compute_in_float32_under_bfloat16():
-    model = build_agent(agent_config("small", SMALL + ["precision=bfloat16"]), "feedforward", 5)
+    model = build_agent_net(agent_config("small", SMALL + ["precision=bfloat16"]), "feedforward", 5)
     heads = model.heads
     assert heads.torso.compute_dtype == "bfloat16"
     assert heads.policy.compute_dtype == "float32" and heads.baseline.compute_dtype == "float32"
@@ -98,7 +98,7 @@ def test_l2_keys_agent_trains_on_black_frames():
 def test_attention_is_not_uniform_at_an_episode_start():
     """Zero queries (from the zero LSTM state) would give a uniform map whose answers average
     away where things are; the queries' initial bias gives each head its own question."""
-    model = build_agent(agent_config("small", SMALL), "attention", 5)
+    model = build_agent_net(agent_config("small", SMALL), "attention", 5)
     out, _ = model.step(tf.zeros((1, 24, 24, 3), tf.uint8), [0], [0.0], model.initial_state(1), first=[True])
     attention = out["attention"].numpy().reshape(model.num_heads, -1)
     entropy = -(attention * np.log(attention)).sum(-1) / np.log(attention.shape[-1])

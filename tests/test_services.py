@@ -13,25 +13,25 @@ import pytest
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
-from agents.vtrace_agent import experience_spec
+from agents.impala.replay import experience_spec
 from pipelines.rl.learner import Learner
 from pipelines.rl.lifecycle import StopFlag
 from pipelines.rl.replay import start_server
-from pipelines.rl.run_spec import RunSpec
-from pipelines.rl.trajectory import TRAJECTORY_TABLE, WindowWriter, make_dataset
-from pipelines.rl.variables import assign_variables, pull_variables, push_variables
+from agents.impala.builder import RunSpec
+from agents.impala.replay import TRAJECTORY_TABLE, WindowWriter, make_dataset
+from agents.impala.variables import assign_variables, pull_variables, push_variables
 
 reverb = pytest.importorskip("reverb")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = "MiniGrid-Empty-5x5-v0"
-MODEL_SET = ["observation_shape=24,24,3", "convlstm_channels=16", "query_hidden=16",
-             "answer_hidden=32", "lstm_units=16", "head_hidden=16"]
+MODEL_SET = ["model.observation_shape=24,24,3", "model.convlstm_channels=16", "model.query_hidden=16",
+             "model.answer_hidden=32", "model.lstm_units=16", "model.head_hidden=16"]
 
 
 def tiny_spec(*train_set) -> RunSpec:
-    return RunSpec.from_args("small", "attention", MODEL_SET, ["unroll_length=5", "batch_size=2",
-                                                               "queue_size=16", *train_set], env_id=ENV)
+    return RunSpec.from_args("small", "attention", MODEL_SET + ["train.unroll_length=5", "train.batch_size=2",
+                                                                "train.queue_size=16", *train_set], env_id=ENV)
 
 
 @pytest.fixture()
@@ -62,7 +62,7 @@ def test_batch_reader_keeps_items_across_waits_and_stops_on_request(server):
     import threading
     import time
 
-    from pipelines.rl.trajectory import BatchReader
+    from agents.impala.replay import BatchReader
 
     address = f"localhost:{server.port}"
     Spec = collections.namedtuple("Spec", ["x", "initial_state"])
@@ -118,7 +118,7 @@ def test_actor_process_writes_trajectories_the_learner_can_replay(server, tmp_pa
     network = spec.build_network(7)
     push_variables(reverb.Client(address), 7, [v.numpy() for v in network.variables])
     result = _cli("actor", "--env", ENV, "--preset", "small", *sum((["--set", s] for s in MODEL_SET), []),
-                  "--train-set", "unroll_length=5", "--replay-address", address, "--root-dir",
+                  "--set", "train.unroll_length=5", "--replay-address", address, "--root-dir",
                   str(tmp_path), "--actor-id", "0", "--num-envs", "2", "--max-steps", "31")
     assert result.returncode == 0, result.stdout + result.stderr
     assert server.localhost_client().server_info()[TRAJECTORY_TABLE].current_size == 12  # 6 per env
@@ -160,7 +160,7 @@ def _write_trajectory(client, spec: RunSpec, network, reward_value: float):
 
 def test_learner_skips_a_non_finite_update_and_never_checkpoints_it(server, tmp_path, capsys):
     address = f"localhost:{server.port}"
-    spec = tiny_spec("summary_interval=1")
+    spec = tiny_spec("train.summary_interval=1")
     client = reverb.Client(address)
     learner = Learner(spec, address, str(tmp_path), StopFlag())
     for reward in (np.nan, 1.0, 1.0, 1.0):  # batch 1 holds a NaN reward, batch 2 does not
@@ -176,10 +176,10 @@ def test_learner_skips_a_non_finite_update_and_never_checkpoints_it(server, tmp_
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     progress = json.loads((tmp_path / "learner.json").read_text())
     assert progress["train_step"] == 1 and progress["nonfinite_updates"] == 1
-    config = json.loads((tmp_path / "config.json").read_text())
+    config = json.loads((tmp_path / "run.json").read_text())
     assert config["variant"] == "attention" and config["num_actions"] == 7
     with pytest.raises(ValueError, match="different run"):
-        Learner(RunSpec.from_args("small", "lstm", MODEL_SET, ["unroll_length=5"], env_id=ENV),
+        Learner(RunSpec.from_args("small", "lstm", MODEL_SET + ["train.unroll_length=5"], env_id=ENV),
                 address, str(tmp_path), StopFlag())
 
 
@@ -215,19 +215,19 @@ def test_bad_run_flags_are_reported_before_anything_starts(capsys, tmp_path):
     from pipelines.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["train", "--env", ENV, "--preset", "small", "--train-set", "batch_size=zero",
+        main(["train", "--env", ENV, "--preset", "small", "--set", "train.batch_size=zero",
               "--root-dir", str(tmp_path)])
     assert e.value.code == 2
     assert "batch_size" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["train", "--env", ENV, "--preset", "small", "--train-set", "queue_size=4",
+        main(["train", "--env", ENV, "--preset", "small", "--set", "train.queue_size=4",
               "--root-dir", str(tmp_path)])
     assert "queue_size (4) must be >= batch_size" in capsys.readouterr().err
     assert not os.listdir(tmp_path)  # nothing was started
 
 
 def test_prefetching_reader_delivers_every_trajectory_exactly_once(server):
-    from pipelines.rl.trajectory import BatchReader, PrefetchingReader
+    from agents.impala.replay import BatchReader, PrefetchingReader
 
     address = f"localhost:{server.port}"
     spec = tiny_spec()

@@ -15,10 +15,10 @@ import pytest
 from s3ta_tf.atomic_io import read_json_or_none
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL_SET = ["observation_shape=24,24,3", "convlstm_channels=16", "query_hidden=16",
-             "answer_hidden=32", "lstm_units=16", "head_hidden=16"]
-TRAIN_SET = ["unroll_length=5", "batch_size=2", "queue_size=8", "envs_per_actor=2",
-             "checkpoint_interval_secs=1", "summary_interval=1", "variable_pull_interval=5"]
+MODEL_SET = ["model.observation_shape=24,24,3", "model.convlstm_channels=16", "model.query_hidden=16",
+             "model.answer_hidden=32", "model.lstm_units=16", "model.head_hidden=16"]
+TRAIN_SET = ["train.unroll_length=5", "train.batch_size=2", "train.queue_size=8", "train.envs_per_actor=2",
+             "train.checkpoint_interval_secs=1", "train.summary_interval=1", "train.variable_pull_interval=5"]
 
 
 def wait_until(condition, timeout, what):
@@ -36,7 +36,7 @@ class Run:
         self.root = str(root_dir)
         args = ["--env", "MiniGrid-Empty-5x5-v0", "--preset", "small", "--root-dir", self.root,
                 "--actors", "2", "--max-frames", str(10 ** 9)]
-        args += sum((["--set", s] for s in MODEL_SET), []) + sum((["--train-set", s] for s in TRAIN_SET), [])
+        args += sum((["--set", s] for s in MODEL_SET), []) + sum((["--set", s] for s in TRAIN_SET), [])
         env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
         self.out = open(os.path.join(self.root, "launcher.out"), "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", *args], cwd=ROOT,

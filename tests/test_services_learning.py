@@ -25,7 +25,7 @@ FRAMES = 120_000
 
 def test_demo_attention_agent_solves_minigrid(tmp_path):
     args = ["train", "--env", ENV, "--preset", "small", "--agent", "attention",
-            "--set", "observation_shape=40,40,3", "--root-dir", str(tmp_path),
+            "--set", "model.observation_shape=40,40,3", "--root-dir", str(tmp_path),
             "--max-frames", str(FRAMES), "--actors", "1"]
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agents import losses, vtrace
+from agents.impala import losses, vtrace
 
 T, B, A = 7, 5, 4
 

@@ -18,15 +18,15 @@ import numpy as np
 
 
 def _model(preset: str, variant: str, num_actions: int):
-    from s3ta_tf import agent_config, build_agent
+    from s3ta_tf import agent_config, build_agent_net
     from pipelines.analysis.stepper import ModelStepper
     cfg = agent_config(preset, {"observation_shape": (210, 160, 3)})
-    return ModelStepper(build_agent(cfg, variant, num_actions))
+    return ModelStepper(build_agent_net(cfg, variant, num_actions))
 
 
 def run_analysis_benchmark(out_path: str = None, args=None) -> dict:
     """Runs the benchmark; returns the result dict (``s3ta bench`` writes it to ``out_path``)."""
-    from s3ta_tf.config.analysis import analysis_config
+    from pipelines.analysis.config import analysis_config
     from pipelines.analysis.pipeline import overlay_panels
     from pipelines.analysis.rollout import make_analysis_environment, run_agent
     from pipelines.analysis.saliency import recurrent_evaluator, saliency_maps

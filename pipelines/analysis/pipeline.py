@@ -145,7 +145,7 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
       stepper: the agent (a stepper; attention variants get every analysis, others saliency only).
       make_env: ``make_env()`` → a freshly seeded TF-Agents PyEnvironment (the probe re-runs it).
       steps: agent steps to run.
-      cfg: an :class:`s3ta_tf.config.analysis.AnalysisConfig`.
+      cfg: an :class:`pipelines.analysis.config.AnalysisConfig`.
       baseline: optional stepper (e.g. the feed-forward baseline) for saliency on the same frames.
       sprite: RGBA sprite for the novel-state probe (default: the built-in one).
     """

@@ -8,9 +8,9 @@ attention), ``feature_shape (h, w)`` or None, ``initial_state(batch_size) -> dic
 
 with numpy ``outputs``: ``logits [B, A]``, ``value [B]`` and, with attention, ``attention``,
 ``what``, ``where`` ``[B, N, h, w]``. Three kinds are provided: :class:`ModelStepper` over a
-Python :class:`s3ta_tf.Agent`, :class:`SavedModelStepper` over an exported SavedModel
-(``s3ta export``), and checkpoint directories (``model_config.json`` next to a
-``tf.train.Checkpoint(model=...)``, :mod:`s3ta_tf.checkpoints`) rebuilt into a :class:`ModelStepper`. Anything with the
+Python :class:`s3ta_tf.AgentNet`, :class:`SavedModelStepper` over an exported SavedModel
+(``s3ta export``), and checkpoint directories (a ``tf.train.Checkpoint(model=...)`` with the
+run's ``run.json`` beside it or in its parent, :mod:`s3ta_tf.checkpoints`) rebuilt into a :class:`ModelStepper`. Anything with the
 same members (e.g. a small hand-made numpy model) works with every analysis.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _np_outputs(outputs) -> Dict[str, np.ndarray]:
 
 
 class ModelStepper:
-    """A stepper over a Python ``s3ta_tf`` Agent (docs/API.md), traced once per batch shape."""
+    """A stepper over a Python ``s3ta_tf`` AgentNet (docs/API.md), traced once per batch shape."""
 
     def __init__(self, model):
         import tensorflow as tf
@@ -113,19 +113,19 @@ def load_stepper(model_dir: str):
     """A stepper for ``model_dir``: an ``s3ta export`` SavedModel or a checkpoint directory."""
     if not model_dir or not os.path.isdir(model_dir):
         raise FileNotFoundError(f"model directory {model_dir!r} does not exist; expected an exported "
-                                "SavedModel (s3ta export) or a checkpoint directory with model_config.json")
+                                "SavedModel (s3ta export) or a checkpoint directory of a run (with its run.json)")
     if os.path.exists(os.path.join(model_dir, "saved_model.pb")):
         return SavedModelStepper(model_dir)
-    from s3ta_tf.checkpoints import MODEL_CONFIG_FILE, load_agent
-    if os.path.exists(os.path.join(model_dir, MODEL_CONFIG_FILE)):
+    from s3ta_tf.checkpoints import has_model_record, load_agent
+    if has_model_record(model_dir):
         return ModelStepper(load_agent(model_dir))
     raise FileNotFoundError(f"{model_dir} is neither an exported SavedModel (no saved_model.pb) nor a "
-                            f"checkpoint directory (no {MODEL_CONFIG_FILE}); expected the output of "
-                            "'s3ta export' or a learner checkpoint directory")
+                            f"checkpoint directory of a run (no run.json beside it or in its parent); "
+                            "expected the output of 's3ta export' or a learner checkpoint directory")
 
 
 def as_stepper(model):
-    """A stepper from a stepper, an ``s3ta_tf`` Agent or a model directory path."""
+    """A stepper from a stepper, an ``s3ta_tf`` AgentNet or a model directory path."""
     if isinstance(model, (str, os.PathLike)):
         return load_stepper(os.fspath(model))
     if hasattr(model, "state_spec") and hasattr(model, "unroll"):
@@ -133,6 +133,6 @@ def as_stepper(model):
     missing = [m for m in ("step", "initial_state", "observation_shape", "num_actions", "num_heads")
                if not hasattr(model, m)]
     if missing:
-        raise TypeError(f"{type(model).__name__} is not a stepper (missing {missing}); pass an s3ta_tf Agent, "
+        raise TypeError(f"{type(model).__name__} is not a stepper (missing {missing}); pass an s3ta_tf AgentNet, "
                         "a model directory or an object with the stepper members (pipelines/analysis/stepper.py)")
     return model

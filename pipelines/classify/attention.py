@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from pipelines.analysis.overlay import overlay_sequence
 from pipelines.classify.data import load_dataset, make_pipeline
-from pipelines.classify.run import restore_model
+from pipelines.classify.run import load_classifier
 
 
 def attention_steps(model, inputs: tf.Tensor) -> dict:
@@ -58,7 +58,7 @@ def attention_picture(root_dir: str, data_dir: str, out_path: str,
                       manual_dir: Optional[str] = None, split: Optional[str] = None,
                       num_examples: int = 4) -> dict:
     """Draws the attention of the run's latest checkpoint on ``num_examples`` held-out inputs."""
-    info, model, ckpt = restore_model(root_dir)
+    info, model, ckpt = load_classifier(root_dir)
     cfg = info.config
     data = load_dataset(info.dataset, data_dir, manual_dir, num_frames=cfg.data.num_frames,
                         frame_size=cfg.data.image_size)

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from pipelines.classify.train import make_optimizer, make_train_step
 from pipelines.bench_common import median_seconds, matmul_peak_gflops
-from s3ta_tf.config.classify import classify_config
+from pipelines.classify.config import classify_config
 from s3ta_tf.models.classifier import build_classifier
 
 

@@ -25,7 +25,7 @@ from typing import Optional
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from s3ta_tf.config.classify import ClassifyDataConfig
+from pipelines.classify.config import ClassifyDataConfig
 
 IMAGENET_TRAIN_TAR = "ILSVRC2012_img_train.tar"
 IMAGENET_VAL_TAR = "ILSVRC2012_img_val.tar"

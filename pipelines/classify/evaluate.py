@@ -9,7 +9,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pipelines.classify.data import load_dataset, make_pipeline
-from pipelines.classify.run import restore_model
+from pipelines.classify.run import load_classifier
 from s3ta_tf.atomic_io import write_text_atomic
 
 
@@ -23,7 +23,7 @@ def evaluate(root_dir: str, data_dir: str, manual_dir: Optional[str] = None,
              split: Optional[str] = None, batch_size: int = 64,
              max_examples: Optional[int] = None, progress: bool = True) -> dict:
     """Restores the latest checkpoint of ``root_dir``; returns and saves top-1/top-5."""
-    info, model, ckpt_path = restore_model(root_dir)
+    info, model, ckpt_path = load_classifier(root_dir)
     cfg = info.config
     data = load_dataset(info.dataset, data_dir, manual_dir, num_frames=cfg.data.num_frames,
                         frame_size=cfg.data.image_size)

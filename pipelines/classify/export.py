@@ -25,7 +25,7 @@ from typing import Optional
 import tensorflow as tf
 
 from pipelines.classify.data import center_crop
-from pipelines.classify.run import RunInfo, restore_model
+from pipelines.classify.run import RunInfo, load_classifier
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -90,7 +90,7 @@ class ClassifierServing(tf.Module):
 def export_classifier(root_dir: str, export_dir: str, top_k: int = 5,
                       checkpoint: Optional[str] = None) -> dict:
     """Writes the SavedModel into ``export_dir`` atomically (temp dir, then rename)."""
-    info, model, ckpt_path = restore_model(root_dir, checkpoint)
+    info, model, ckpt_path = load_classifier(root_dir, checkpoint)
     module = ClassifierServing(model, info, top_k)
     export_dir = os.path.abspath(export_dir)
     if os.path.exists(export_dir) and os.listdir(export_dir):

@@ -1,6 +1,7 @@
 """A classification run directory: what was trained, and how to rebuild it.
 
-``root_dir/run.json`` (written atomically at the start of training) records the config, the
+``root_dir/run.json`` (the run record, :mod:`s3ta_tf.run_record`, written atomically at the
+start of training) records the config, the
 dataset, its classes and the model variant; ``root_dir/checkpoints/`` holds
 ``tf.train.CheckpointManager`` checkpoints (TensorFlow writes each bundle to ``*.tempstate*``
 files and renames them, and rewrites the ``checkpoint`` index file atomically, so a crash
@@ -16,13 +17,10 @@ from typing import Optional
 
 import tensorflow as tf
 
-from s3ta_tf.atomic_io import write_text_atomic
-from s3ta_tf.config.classify import (ClassifyConfig, classify_config_from_dict,
+from s3ta_tf.run_record import RUN_FILE, write_record
+from pipelines.classify.config import (ClassifyConfig, classify_config_from_dict,
                                      classify_config_to_dict)
 from s3ta_tf.models.classifier import build_classifier
-
-RUN_FILE = "run.json"
-
 
 @dataclasses.dataclass
 class RunInfo:
@@ -38,7 +36,7 @@ class RunInfo:
         return len(self.class_names)
 
     def to_json(self) -> dict:
-        return {"config": classify_config_to_dict(self.config), "dataset": self.dataset,
+        return {"kind": "classification", "config": classify_config_to_dict(self.config), "dataset": self.dataset,
                 "class_names": list(self.class_names), "variant": self.variant,
                 "video": self.video, "seq_len": self.seq_len}
 
@@ -50,8 +48,7 @@ class RunInfo:
 
 
 def save_run_info(root_dir: str, info: RunInfo) -> None:
-    os.makedirs(root_dir, exist_ok=True)
-    write_text_atomic(os.path.join(root_dir, RUN_FILE), json.dumps(info.to_json(), indent=2))
+    write_record(root_dir, info.to_json())
 
 
 def load_run_info(root_dir: str) -> RunInfo:
@@ -74,8 +71,9 @@ def checkpoint_dir(root_dir: str) -> str:
     return os.path.join(root_dir, "checkpoints")
 
 
-def restore_model(root_dir: str, checkpoint: Optional[str] = None):
-    """Rebuilds the run's model and restores the latest (or given) checkpoint's weights."""
+def load_classifier(root_dir: str, checkpoint: Optional[str] = None):
+    """Rebuilds the run's classifier and restores the latest (or given) checkpoint's weights
+    (the classifier's counterpart of :func:`s3ta_tf.checkpoints.load_agent`)."""
     info = load_run_info(root_dir)
     model = build_model(info)
     path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir(root_dir))

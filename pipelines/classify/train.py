@@ -20,7 +20,7 @@ from tqdm import tqdm
 from pipelines.classify.data import LoadedDataset, load_dataset, make_pipeline
 from pipelines.classify.run import (RunInfo, build_model, checkpoint_dir, load_run_info,
                                     save_run_info)
-from s3ta_tf.config.classify import ClassifyConfig, ClassifyTrainConfig
+from pipelines.classify.config import ClassifyConfig, ClassifyTrainConfig
 
 
 def learning_rate_schedule(cfg: ClassifyTrainConfig, seq_len: int):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from pipelines.rl.cli_args import (add_replay_address, add_root_dir, add_run_args, add_threads,
-                                   configure_threads, env)
+from pipelines.commands.flags import (add_replay_address, add_root_dir, add_run_args, add_threads,
+                                      configure_threads, env, run_spec_from_args)
 
 
 def register(sub):
@@ -16,7 +16,7 @@ def register(sub):
                     "pulls the learner's variables every variable_pull_interval steps and reports "
                     "episode returns (stdout, and ROOT/actors/episodes-<id>.jsonl with --root-dir). "
                     "Reconnects with back-off if the replay server goes away. Use the learner's "
-                    "--env/--preset/--agent/--set/--train-set.")
+                    "--env/--preset/--agent/--set.")
     add_run_args(p)
     add_replay_address(p)
     add_root_dir(p, required=False)
@@ -40,7 +40,6 @@ def default_actor_id() -> int:
 
 def run(args) -> int:
     from pipelines.rl.actor import run_actor
-    from pipelines.rl.cli_args import run_spec_from_args
     from pipelines.rl.lifecycle import StopFlag
 
     if args.num_envs is not None and args.num_envs < 1:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from s3ta_tf.config.analysis import ANALYSIS_PRESETS, POLICIES, analysis_config
+from pipelines.analysis.config import ANALYSIS_PRESETS, POLICIES, AnalysisConfig, analysis_config
+from pipelines.commands.flags import add_set
+from s3ta_tf.config.overrides import split_sections
 
 
 def register(subparsers) -> None:
@@ -17,7 +19,7 @@ def register(subparsers) -> None:
                     "(attention vs saliency) and one self-contained report.html.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, metavar="DIR",
-                   help="an exported SavedModel ('s3ta export') or a checkpoint directory with model_config.json")
+                   help="an exported SavedModel ('s3ta export') or a run's checkpoint directory (the model is rebuilt from the run's run.json)")
     p.add_argument("--env", default="ALE/MsPacman-v5", metavar="ENV_ID",
                    help="gymnasium environment id (ALE v5 ids such as ALE/MsPacman-v5)")
     p.add_argument("--steps", type=int, default=300, help="agent steps to run and analyse")
@@ -27,9 +29,7 @@ def register(subparsers) -> None:
                         "same frames")
     p.add_argument("--preset", default="paper", choices=sorted(ANALYSIS_PRESETS),
                    help="analysis preset ('small': short warm-up, coarse saliency grid, for quick looks)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override an AnalysisConfig field (s3ta_tf/config/analysis.py), e.g. "
-                        "--set saliency_stride=10 (repeatable)")
+    add_set(p, "analysis (AnalysisConfig, pipelines/analysis/config.py)", "--set analysis.saliency_stride=10")
     p.add_argument("--saliency-frames", default=None, metavar="T[,T...]",
                    help="frame indices to perturb (each >= saliency_warmup); default: the first after the "
                         "warm-up")
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args):
-    overrides = list(args.overrides)
+    overrides = split_sections({"analysis": AnalysisConfig}, args.overrides)["analysis"]
     for flag, field in (("saliency_frames", "saliency_frames"), ("policy", "policy"), ("seed", "seed"),
                         ("sprite", "probe_sprite"), ("probe_time", "probe_time"),
                         ("probe_position", "probe_position")):

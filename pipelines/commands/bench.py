@@ -6,6 +6,9 @@ import json
 import os
 import time
 
+from pipelines.commands.flags import RUN_PRESETS, add_precision
+from s3ta_tf.config import AGENT_VARIANTS
+
 # target -> (module, function(out_path, args) -> dict, help)
 TARGETS = {
     "model": ("pipelines.model_bench", "run_model_benchmark",
@@ -29,12 +32,12 @@ def register(sub):
                                    "Targets: " + "; ".join(f"'{k}': {v[2]}" for k, v in TARGETS.items()))
     p.add_argument("target", choices=sorted(TARGETS), help="what to benchmark")
     p.add_argument("--out-dir", default="bench/results", help="where the JSON goes (default: bench/results)")
-    p.add_argument("--preset", default=None,
+    p.add_argument("--preset", default=None, choices=RUN_PRESETS,
                    help="model preset (default: paper for 'model', atari-cpu for 'e2e')")
-    p.add_argument("--agent", default="attention", help="model variant (default: attention)")
-    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=None,
-                   help="compute precision for 'e2e' (default auto: bfloat16 only where native); 'model' "
-                        "measures float32, and bfloat16 where the CPU has it natively (else records why not)")
+    p.add_argument("--agent", default="attention", choices=AGENT_VARIANTS,
+                   help="model variant (default: attention)")
+    add_precision(p, extra=". For 'e2e' (default auto); 'model' measures float32, and bfloat16 where "
+                           "the CPU has it natively (else records why not)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier numbers)")
     p.set_defaults(func=run)
 

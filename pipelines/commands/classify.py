@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipelines.commands.flags import CLASSIFY_SECTIONS, add_precision, add_set
+
 DATASET_HELP = ("dataset: 'imagenet2012' (TFDS builder, official archives in --manual-dir), "
                 "'kinetics600' (the project's builder over clips and annotation CSVs in "
                 "--manual-dir), 'image_folder' (tfds.ImageFolder over --manual-dir laid out as "
@@ -58,12 +60,9 @@ def register(sub) -> None:
                         "use data.num_frames)")
     t.add_argument("--steps", type=int, default=None,
                    help="train until this global step (default: train.total_steps)")
-    t.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
-                   help="compute precision (bfloat16 = mixed precision, float32 weights)")
-    t.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.FIELD=VALUE",
-                   help="override a config field, e.g. --set train.batch_size=256 "
-                        "--set model.num_heads=2 --set data.image_size=128 (repeatable)")
+    add_precision(t, extra=" (default: the preset's, float32)")
+    add_set(t, CLASSIFY_SECTIONS, "--set train.batch_size=256 --set model.num_heads=2 "
+                                  "--set data.image_size=128")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
@@ -107,10 +106,11 @@ _DEFAULT_PRESET = {"imagenet2012": "imagenet", "kinetics600": "kinetics"}
 
 def _train(args) -> int:
     from pipelines.classify.train import train
-    from s3ta_tf.config.classify import classify_config
+    from pipelines.classify.config import classify_config
     overrides = list(args.overrides)
     if args.precision:
-        overrides.append(f"model.precision={args.precision}")
+        from s3ta_tf.precision import resolve_precision
+        overrides.append(f"model.precision={resolve_precision(args.precision)[0]}")
     preset = args.preset or _DEFAULT_PRESET.get(args.dataset, "small")
     cfg = classify_config(preset, overrides, seq_len=args.seq_len)
     result = train(cfg, args.dataset, args.data_dir, args.root_dir, args.manual_dir,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 
@@ -21,7 +20,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, metavar="DIR",
                    help="an exported SavedModel ('s3ta export', a run's export/latest), a checkpoint directory "
-                        "(model_config.json), or a training run's --root-dir (its latest checkpoint)")
+                        "of a run, or a training run's --root-dir (its latest checkpoint)")
     p.add_argument("--env", default=None, metavar="ID[,ID...]|SET",
                    help="environment id(s), comma-separated, or a named set: atari57, atari-figures, "
                         "atari-easy (default: the run's environment when --model is a run directory)")
@@ -43,24 +42,27 @@ def register(subparsers) -> None:
 
 
 def resolve_model(path: str) -> tuple:
-    """``(model_dir, run_config or None)``: a run root resolves to its checkpoints (or its
-    latest export), and its config.json tells the environment settings it was trained with."""
+    """``(model_dir, run record or None)``: a run root resolves to its checkpoints (or its
+    latest export), and its run record tells the environment settings it was trained with."""
+    from s3ta_tf.run_record import read_record, record_path
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--model {path!r} does not exist; expected a SavedModel, a checkpoint "
                                 f"directory or a training run's root directory")
-    run_config = None
+    record = None
     for candidate in (path, os.path.dirname(os.path.normpath(path)),
                       os.path.dirname(os.path.dirname(os.path.normpath(path)))):
-        if candidate and os.path.exists(os.path.join(candidate, "config.json")):
-            with open(os.path.join(candidate, "config.json")) as f:
-                run_config = json.load(f)
-            break
-    if os.path.exists(os.path.join(path, "config.json")):
+        if candidate and record_path(candidate) is not None:
+            record = read_record(candidate)
+            if record.get("kind") == "rl":
+                break
+            record = None
+    if record_path(path) is not None and record is not None:
         for sub in ("checkpoints", os.path.join("export", "latest")):
             d = os.path.join(path, sub)
-            if os.path.exists(os.path.join(d, "model_config.json")) or os.path.exists(os.path.join(d, "saved_model.pb")):
-                return d, run_config
-    return path, run_config
+            if os.path.isdir(d) and (os.path.exists(os.path.join(d, "saved_model.pb"))
+                                     or any(n.endswith(".index") for n in os.listdir(d))):
+                return d, record
+    return path, record
 
 
 def run(args) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from pipelines.commands.common import add_model_args, model_config_from_args
+from pipelines.commands.flags import add_model_args, model_config_from_args
 
 
 def register(sub):
@@ -18,23 +18,24 @@ def register(sub):
                                    "--out /tmp/pong_model")
     add_model_args(p, num_actions_required=False)
     p.add_argument("--checkpoint", default=None, metavar="DIR",
-                   help="checkpoint directory (with model_config.json) to take weights from")
+                   help="checkpoint directory to take weights from (a run's ROOT/checkpoints: the model is rebuilt "
+                        "from the run's run.json, so no model flag is needed)")
     p.add_argument("--out", required=True, metavar="DIR", help="output SavedModel directory")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from s3ta_tf import build_agent
-    from s3ta_tf.checkpoints import MODEL_CONFIG_FILE, load_agent, restore_model
+    from s3ta_tf import build_agent_net
+    from s3ta_tf.checkpoints import has_model_record, load_agent, restore_model
     from s3ta_tf.export import export_saved_model
     if args.checkpoint and not os.path.isdir(args.checkpoint):
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such directory")
-    if args.checkpoint and os.path.exists(os.path.join(args.checkpoint, MODEL_CONFIG_FILE)):
+    if args.checkpoint and has_model_record(args.checkpoint):
         model = load_agent(args.checkpoint)
     else:
         if args.num_actions is None:
-            raise ValueError("--num-actions is required unless --checkpoint has a model_config.json")
-        model = build_agent(model_config_from_args(args), args.agent, args.num_actions)
+            raise ValueError("--num-actions is required unless --checkpoint belongs to a run (run.json)")
+        model = build_agent_net(model_config_from_args(args), args.agent, args.num_actions)
         if args.checkpoint:
             restore_model(model, args.checkpoint)
     path = export_saved_model(model, args.out)

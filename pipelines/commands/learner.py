@@ -1,7 +1,8 @@
 """``s3ta learner``: V-trace training from the replay queue."""
 from __future__ import annotations
 
-from pipelines.rl.cli_args import add_replay_address, add_root_dir, add_run_args, add_threads
+from pipelines.commands.flags import (add_replay_address, add_root_dir, add_run_args, add_threads,
+                                      configure_threads, run_spec_from_args)
 
 
 def register(sub):
@@ -25,12 +26,11 @@ def register(sub):
 
 
 def run(args) -> int:
-    from pipelines.rl.cli_args import configure_threads, run_spec_from_args
     from pipelines.rl.learner import run_learner
     from pipelines.rl.lifecycle import StopFlag
 
     if args.max_frames is not None:
-        args.train_overrides = list(args.train_overrides) + [f"max_frames={args.max_frames}"]
+        args.overrides = list(args.overrides) + [f"train.max_frames={args.max_frames}"]
     configure_threads(args.tf_threads)
     stop = StopFlag().install()
     return run_learner(run_spec_from_args(args), args.replay_address, args.root_dir, stop,

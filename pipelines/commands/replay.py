@@ -1,7 +1,7 @@
 """``s3ta replay``: the Reverb replay server of a training run."""
 from __future__ import annotations
 
-from pipelines.rl.cli_args import DEFAULT_REPLAY_PORT, env
+from pipelines.commands.flags import add_replay_server
 
 
 def register(sub):
@@ -11,11 +11,7 @@ def register(sub):
                     "unroll+1 steps, sampled once by the learner; actors block when it is full) and a "
                     "one-item table 'variables' (the learner's latest weights, pulled by actors). "
                     "Runs until SIGINT/SIGTERM.")
-    p.add_argument("--port", type=int, default=int(env("S3TA_REPLAY_PORT", DEFAULT_REPLAY_PORT)),
-                   help=f"port to listen on (env S3TA_REPLAY_PORT; default {DEFAULT_REPLAY_PORT})")
-    p.add_argument("--queue-size", type=int, default=int(env("S3TA_QUEUE_SIZE", 128)),
-                   help="trajectories held by the queue (env S3TA_QUEUE_SIZE; default 128; at least the "
-                        "learner's batch size)")
+    add_replay_server(p)
     p.set_defaults(func=run)
 
 

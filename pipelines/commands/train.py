@@ -3,22 +3,8 @@ from __future__ import annotations
 
 import time
 
-from pipelines.rl.cli_args import add_run_args, add_root_dir
-
-# What `s3ta train` (and `make demo`) runs with no flags: the small attention agent on a tiny
-# MiniGrid maze with 40x40 pixel observations; it learns to reach the goal in minutes on a CPU.
-DEMO = {
-    "env_id": "MiniGrid-Empty-5x5-v0",
-    "preset": "small",
-    "agent": "attention",
-    "model_overrides": ("observation_shape=40,40,3",),
-    "train_overrides": (),
-    "root_dir": "runs/demo",
-    "max_frames": 120_000,
-    "actors": 1,
-    "target_return": 0.90,
-}
-
+from agents.impala.config import DEMO
+from pipelines.commands.flags import add_root_dir, add_run_args, env, run_spec_from_args
 
 def register(sub):
     p = sub.add_parser(
@@ -29,7 +15,7 @@ def register(sub):
                     "everything cleanly after a final checkpoint. Shows frames, frames/s, mean episode "
                     "return and ETA. With no flags it runs the demo: "
                     f"--env {DEMO['env_id']} --preset {DEMO['preset']} --agent {DEMO['agent']} "
-                    f"--set {DEMO['model_overrides'][0]} "
+                    f"--set {DEMO['overrides'][0]} "
                     f"--max-frames {DEMO['max_frames']} --actors {DEMO['actors']} --root-dir {DEMO['root_dir']}. "
                     "Paper setting: --env ALE/Pong-v5 --preset paper --agent attention.")
     add_run_args(p)
@@ -50,15 +36,15 @@ def register(sub):
 
 def _apply_demo(args) -> bool:
     """With no run-configuration flags (and no S3TA_* variables), selects the demo run."""
-    if args.env_id or args.preset or args.model_overrides or args.train_overrides:
+    if (args.env_id or args.preset or args.overrides or args.train_overrides
+            or env("S3TA_MODEL_SET") or env("S3TA_TRAIN_SET")):
         return False
     args.env_id, args.preset, args.agent = DEMO["env_id"], DEMO["preset"], DEMO["agent"]
-    args.model_overrides, args.train_overrides = list(DEMO["model_overrides"]), list(DEMO["train_overrides"])
+    args.overrides = list(DEMO["overrides"])
     return True
 
 
 def run(args) -> int:
-    from pipelines.rl.cli_args import run_spec_from_args
     from pipelines.rl.launcher import Launcher
     from pipelines.rl.lifecycle import StopFlag
 
@@ -77,10 +63,9 @@ def run(args) -> int:
     if actors < 1 or max_frames < 1:
         raise ValueError(f"--actors and --max-frames must be >= 1, got {actors} and {max_frames}")
     run_args = ["--env", spec.train.env_id, "--preset", spec.preset, "--agent", args.agent]
-    for item in args.model_overrides:
-        run_args += ["--set", item]
-    for item in args.train_overrides:
-        run_args += ["--train-set", item]
+    for item in spec.overrides:
+        if not item.startswith(("model.precision=", "train.env_id=")):  # passed as --precision/--env
+            run_args += ["--set", item]
     if args.precision:
         run_args += ["--precision", args.precision]
     actor_args = ["--tf-threads", str(args.actor_threads)]

@@ -4,17 +4,17 @@ emulator frames, several runs overlaid (``s3ta plot``).
 A run's curve comes from its learner's TensorBoard summaries (``ROOT/summaries/learner``):
 ``episode_return`` (mean of the last 100 finished training episodes) and ``frames`` (emulator
 frames consumed), both written at the same train steps; the environment comes from
-``ROOT/config.json``. Human-normalised returns are computed for the 57 ALE games.
+``ROOT/run.json``. Human-normalised returns are computed for the 57 ALE games.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from pipelines.evaluation import scores
+from s3ta_tf.run_record import read_record, record_path
 
 
 def _scalars(event_dir: str) -> Dict[str, Dict[int, float]]:
@@ -35,10 +35,7 @@ def load_curve(run_dir: str) -> dict:
     if not os.path.isdir(event_dir):
         raise FileNotFoundError(f"{run_dir}: no summaries/learner directory; expected the --root-dir of a "
                                 f"training run ('s3ta train')")
-    config = {}
-    if os.path.exists(os.path.join(run_dir, "config.json")):
-        with open(os.path.join(run_dir, "config.json")) as f:
-            config = json.load(f)
+    config = read_record(run_dir) if record_path(run_dir) is not None else {}
     s = _scalars(event_dir)
     returns, frames = s.get("episode_return", {}), s.get("frames", {})
     steps = sorted(set(returns) & set(frames))

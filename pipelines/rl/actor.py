@@ -8,7 +8,7 @@ wait would only add policy lag).
 
 Per agent step: one ``tf.function`` policy call on the ``[K, H, W, 3]`` batch, one step of
 each environment, and one appended step per environment writer (see
-:mod:`pipelines.rl.trajectory`). Every ``variable_pull_interval`` steps the actor pulls the
+:mod:`agents.impala.replay`). Every ``variable_pull_interval`` steps the actor pulls the
 learner's latest variables. Finished episodes are reported to stdout and, when a root
 directory is given, appended to ``ROOT/actors/episodes-<id>.jsonl``; ``ROOT/actors/
 actor-<id>.json`` holds the actor's frame count and frames/s.
@@ -29,12 +29,12 @@ from tf_agents.environments import batched_py_environment
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents.policies import AgentPolicy
+from agents.impala.policies import ActorCriticPolicy
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
-from pipelines.rl.run_spec import RunSpec
+from agents.impala.builder import RunSpec
 from s3ta_tf.atomic_io import write_json_atomic
-from pipelines.rl.trajectory import WindowWriter, as_numpy_state
-from pipelines.rl.variables import assign_variables, pull_variables
+from agents.impala.replay import WindowWriter, as_numpy_state
+from agents.impala.variables import assign_variables, pull_variables
 
 FLUSH_TIMEOUT_MS = 1000
 BLOCKED_SECS = 0.05  # a write that waited longer than this was held back by a full queue
@@ -123,7 +123,7 @@ class ReplayConnection:
         self.writers = []
 
 
-def make_policy_step(policy: AgentPolicy):
+def make_policy_step(policy: ActorCriticPolicy):
     @tf.function(autograph=False)
     def policy_step(time_step, policy_state):
         return policy.action(time_step, policy_state)
@@ -170,7 +170,7 @@ def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
     batched = batched_py_environment.BatchedPyEnvironment(envs, multithreading=False)
     network = spec.build_network(envs[0].num_actions)
     time_step_spec = tensor_spec.from_spec(batched.time_step_spec())
-    policy = AgentPolicy(time_step_spec, tensor_spec.from_spec(batched.action_spec()), network)
+    policy = ActorCriticPolicy(time_step_spec, tensor_spec.from_spec(batched.action_spec()), network)
     policy_step = make_policy_step(policy)
     episodes = EpisodeLog(actor_id, root_dir)
     replay = ReplayConnection(replay_address, num_envs, spec.train.unroll_length, stop)

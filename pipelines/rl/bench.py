@@ -59,7 +59,7 @@ def compute_bound(spec, num_actions: int, frames_per_step: int, peak_gflops: flo
 def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: float,
                   warmup_seconds: float, root_dir: str, extra_args=()) -> dict:
     """Runs ``s3ta train`` for ``seconds`` and samples its progress files."""
-    from s3ta_tf.config.training import train_config
+    from agents.impala.config import train_config
 
     batch = train_config(preset).batch_size
     argv = [sys.executable, "-m", "pipelines.cli", "train", "--env", env_id, "--preset", preset,
@@ -105,14 +105,14 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
 def run_e2e_benchmark(out_path=None, args=None) -> dict:
     from pipelines.bench_common import matmul_peak_gflops
     import tensorflow as tf
-    from pipelines.rl.run_spec import RunSpec
+    from agents.impala.builder import RunSpec
 
     env_id = getattr(args, "env", None) or "ALE/Pong-v5"
     preset = getattr(args, "preset", None) or "atari-cpu"
     agent = getattr(args, "agent", None) or "attention"
     quick = bool(getattr(args, "quick", False))
     seconds = float(getattr(args, "seconds", None) or (150 if quick else 600))
-    from s3ta_tf.config.training import train_config
+    from agents.impala.config import train_config
     from s3ta_tf.precision import cpu_summary, resolve_precision
     actors = int(getattr(args, "actors", None) or train_config(preset).num_actors)
     precision, precision_why = resolve_precision(getattr(args, "precision", None) or "auto")

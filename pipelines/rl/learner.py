@@ -2,10 +2,10 @@
 
 Root directory layout (``ROOT``)::
 
-    config.json              the run (variant, AgentConfig, TrainConfig, num_actions)
+    run.json                 the run record (variant, AgentConfig, TrainConfig, num_actions;
+                             s3ta_tf.run_record): rebuilds the model of any checkpoint
     checkpoints/             tf.train.CheckpointManager: model, optimiser slots, train_step,
-                             frames, nonfinite_updates (+ model_config.json, see
-                             s3ta_tf.checkpoints); resumed automatically
+                             frames, nonfinite_updates; resumed automatically
     export/step_<N>/         SavedModels (s3ta_tf.export), periodically and at the end;
     export/latest/           the most recent one
     summaries/learner/       TensorBoard: losses, entropy, frames/s, episode return (and its
@@ -17,19 +17,19 @@ Checkpoints are atomic: TensorFlow writes the data and index under temporary nam
 renames them, and the ``checkpoint`` state file that names the latest checkpoint is replaced
 (write + rename) only after that, so a crash mid-save leaves the previous checkpoint as the
 latest. A checkpoint is never written while any variable is non-finite (non-finite updates
-are skipped in the first place, see agents.vtrace_agent).
+are skipped in the first place, see agents.impala.learning).
 
 Frames are counted as consumed emulator frames: the sum of the actors' per-step ``frames`` over
 the batch's transitions (the same count as the actors', see :func:`consumed_frames`).
 The update is one traced graph with static shapes (``VTraceAgent.compiled_train``, traced once
 per run; ``jit_compile`` is off by default: XLA was slower on CPU, see docs/PERFORMANCE.md).
-Trajectories are read with :class:`pipelines.rl.trajectory.BatchReader` (one at a time, none
-lost while waiting) in a background thread (:class:`~pipelines.rl.trajectory.PrefetchingReader`)
+Trajectories are read with :class:`agents.impala.replay.BatchReader` (one at a time, none
+lost while waiting) in a background thread (:class:`~agents.impala.replay.PrefetchingReader`)
 that keeps the next batches ready while an update runs. If the replay server goes away the
 reader backs off and reconnects; on SIGINT/SIGTERM the learner finishes the current update,
 checkpoints and exits.
 
-Non-finite updates are skipped (``agents.vtrace_agent``); after ``MAX_CONSECUTIVE_NONFINITE``
+Non-finite updates are skipped (``agents.impala.learning``); after ``MAX_CONSECUTIVE_NONFINITE``
 skipped updates in a row the learner stops with :class:`DivergenceError`, which names the first
 non-finite tensor (inputs, variables, loss terms, then gradients per variable), keeping its
 last good checkpoint.
@@ -46,13 +46,14 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from agents.vtrace_agent import VTraceAgent, experience_spec
+from agents.impala.learning import VTraceAgent
+from agents.impala.replay import experience_spec
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
-from pipelines.rl.run_spec import RunSpec
+from agents.impala.builder import RunSpec
 from s3ta_tf.atomic_io import write_json_atomic
 from pipelines.evaluation.scores import game_name, human_normalized
-from pipelines.rl.trajectory import BatchReader, PrefetchingReader
-from pipelines.rl.variables import push_variables
+from agents.impala.replay import BatchReader, PrefetchingReader
+from agents.impala.variables import push_variables
 
 PROGRESS_FILE = "learner.json"
 EXPORTS_TO_KEEP = 3
@@ -72,7 +73,6 @@ class Learner:
 
     def __init__(self, spec: RunSpec, replay_address: str, root_dir: str, stop: StopFlag):
         import reverb
-        from s3ta_tf.checkpoints import save_model_config
 
         self.spec, self.address, self.root_dir, self.stop = spec, replay_address, root_dir, stop
         os.makedirs(root_dir, exist_ok=True)
@@ -97,7 +97,6 @@ class Learner:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             log(f"learner: resumed from {self.manager.latest_checkpoint} at train step "
                 f"{self.train_step}, {int(self.frames.numpy())} frames")
-        save_model_config(self.checkpoint_dir, self.network.model)
         self.summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "summaries", "learner"))
         self.client = reverb.Client(replay_address)
         self.backoff = Backoff()

@@ -1,24 +1,8 @@
-"""The replay service: a Reverb server with the trajectory queue and the variables table."""
+"""The replay service: a Reverb server with the V-trace agent's tables (agents.impala.replay)."""
 from __future__ import annotations
 
 from pipelines.rl.lifecycle import StopFlag, log
-from pipelines.rl.trajectory import TRAJECTORY_TABLE, VARIABLES_TABLE
-
-
-def make_tables(queue_size: int) -> list:
-    """``trajectories``: FIFO queue of ``queue_size`` items (each sampled once; writers block
-    when it is full). ``variables``: the latest variables (one item, samples block until the
-    first push)."""
-    import reverb
-
-    if queue_size < 1:
-        raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-    return [
-        reverb.Table.queue(TRAJECTORY_TABLE, max_size=queue_size),
-        reverb.Table(VARIABLES_TABLE, sampler=reverb.selectors.Uniform(),
-                     remover=reverb.selectors.Fifo(), max_size=1,
-                     rate_limiter=reverb.rate_limiters.MinSize(1)),
-    ]
+from agents.impala.replay import TRAJECTORY_TABLE, VARIABLES_TABLE, make_tables
 
 
 def start_server(port: int, queue_size: int):

@@ -11,9 +11,9 @@ import dataclasses
 from typing import Tuple
 
 from s3ta_tf.config.overrides import from_preset
+from s3ta_tf.precision import PRECISIONS
 
 AGENT_VARIANTS = ("attention", "fixed-query", "l2-keys", "feedforward", "lstm")
-PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Field overrides for config dataclasses: ``field=value`` strings from the command line.
+"""The one override grammar of s3ta-tf: ``section.field=value`` strings from the command line.
+
+Every command that takes ``--set`` groups its configs into named sections (``model`` and
+``train`` for RL runs; ``model``, ``data`` and ``train`` for classification; ``analysis``) and
+reads ``--set section.field=value``. A bare ``field=value`` (the old spelling) is still
+accepted when exactly one section has that field, with a warning naming the full form.
 
 Values are parsed against the field's declared type: ``int``, ``float``, ``bool``
 (``true/false/1/0/yes/no``), ``str``, and tuples of those written as comma lists
@@ -8,8 +13,9 @@ Values are parsed against the field's declared type: ``int``, ``float``, ``bool`
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 _BOOL = {"true": True, "1": True, "yes": True, "on": True,
          "false": False, "0": False, "no": False, "off": False}
@@ -96,3 +102,52 @@ def from_preset(presets: Mapping[str, Any], preset: str, overrides=None, kind: s
     if preset not in presets:
         raise ValueError(f"unknown {kind} {preset!r}; expected one of {sorted(presets)}")
     return apply_overrides(presets[preset], overrides)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def split_sections(sections: Mapping[str, Any], items: Iterable[str] | None,
+                   warn: Optional[Callable[[str], None]] = _warn) -> dict:
+    """Groups ``section.field=value`` strings by section: ``{section: ["field=value", ...]}``.
+
+    ``sections`` maps each section name to its config dataclass (class or instance). A bare
+    ``field=value`` is resolved to the one section that has ``field`` (and ``warn`` is told the
+    full spelling); an unknown section, or a bare field that no section or several sections
+    have, raises ValueError naming the override and the sections."""
+    grouped = {name: [] for name in sections}
+    fields = {name: {f.name for f in dataclasses.fields(cfg)} for name, cfg in sections.items()}
+    names = tuple(sections)
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"override {item!r}: expected the form section.field=value "
+                             f"(sections: {', '.join(names)})")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if "." in key:
+            section, field = key.split(".", 1)
+            if section not in sections:
+                raise ValueError(f"override {item!r}: unknown section {section!r}; expected one of "
+                                 f"{', '.join(names)} (section.field=value)")
+            grouped[section].append(f"{field}={value}")
+            continue
+        owners = [name for name in names if key in fields[name]]
+        if len(owners) != 1:
+            where = "in no section" if not owners else f"in several sections ({', '.join(owners)})"
+            raise ValueError(f"override {item!r}: field {key!r} is {where}; write it as "
+                             f"section.field=value with section one of {', '.join(names)}")
+        if warn is not None:
+            warn(f"override {item!r}: write it as {owners[0]}.{key}={value} "
+                 f"(bare field names are an old spelling)")
+        grouped[owners[0]].append(f"{key}={value}")
+    return grouped
+
+
+def qualify(section: str, items: Iterable[str] | None) -> list:
+    """``["field=value"]`` -> ``["section.field=value"]`` (items already qualified are kept)."""
+    out = []
+    for item in items or ():
+        key = item.split("=", 1)[0]
+        out.append(item if "." in key else f"{section}.{item}")
+    return out

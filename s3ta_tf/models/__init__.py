@@ -1,4 +1,7 @@
-"""Keras models of s3ta-tf."""
-from s3ta_tf.models.agent import Agent, build_agent
+"""Keras models of s3ta-tf: the agents' network (``AgentNet``: the attention agent, its
+ablations and the ResNet baselines) and the supervised classifier."""
+from s3ta_tf.models.agent_net import AgentNet, build_agent_net
 
-__all__ = ["Agent", "build_agent"]
+Agent, build_agent = AgentNet, build_agent_net  # the names before the layout by feature
+
+__all__ = ["AgentNet", "build_agent_net", "Agent", "build_agent"]

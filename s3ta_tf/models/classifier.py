@@ -27,7 +27,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from s3ta_tf.config.classify import CLASSIFIER_VARIANTS, ClassifierModelConfig
+from s3ta_tf.config.classifier import CLASSIFIER_VARIANTS, ClassifierModelConfig
 from s3ta_tf.layers import ConvLSTMCell, FourierSpatialBasis, MLP, QueryNetwork, SpatialAttention
 from s3ta_tf.models.resnet_v2 import build_core
 from s3ta_tf.precision import layer_policy

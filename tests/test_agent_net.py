@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from s3ta_tf import agent_config, build_agent
-from s3ta_tf.models.agent import Agent
+from s3ta_tf import agent_config, build_agent_net
+from s3ta_tf.models.agent_net import AgentNet
 
 A = 5
 
@@ -26,11 +26,11 @@ def _random_state(model, b, seed=1):
 
 @pytest.fixture(scope="module")
 def small_attention():
-    return build_agent(agent_config("small"), "attention", A)
+    return build_agent_net(agent_config("small"), "attention", A)
 
 
 def test_paper_agent_has_27x20_maps_and_spec_sizes():
-    model = build_agent(agent_config("paper"), "attention", 18)
+    model = build_agent_net(agent_config("paper"), "attention", 18)
     obs, act, rew = _inputs(model.config, 1)
     out, state = model.step(obs, act, rew, model.initial_state(1))
     assert out["attention"].shape == (1, 4, 27, 20)
@@ -67,7 +67,7 @@ def test_state_advances_and_resets_at_episode_start(small_attention):
 
 
 def test_fixed_query_maps_do_not_depend_on_the_lstm_state():
-    m = build_agent(agent_config("small"), "fixed-query", A)
+    m = build_agent_net(agent_config("small"), "fixed-query", A)
     obs, act, rew = _inputs(m.config, 2)
     s_a = _random_state(m, 2, seed=1)
     s_b = dict(s_a, lstm_h=s_a["lstm_h"] * -3.0 + 1.0, lstm_c=s_a["lstm_c"] + 2.0)
@@ -76,14 +76,14 @@ def test_fixed_query_maps_do_not_depend_on_the_lstm_state():
     assert np.allclose(out_a["attention"], out_b["attention"], atol=1e-6)
     assert not np.allclose(out_a["logits"], out_b["logits"], atol=1e-4)
     # while the full attention agent's maps do depend on it
-    full = build_agent(agent_config("small"), "attention", A)
+    full = build_agent_net(agent_config("small"), "attention", A)
     fa, _ = full.step(obs, act, rew, s_a)
     fb, _ = full.step(obs, act, rew, s_b)
     assert not np.allclose(fa["attention"], fb["attention"], atol=1e-6)
 
 
 def test_l2_keys_maps_are_softmax_of_key_norms():
-    m = build_agent(agent_config("small"), "l2-keys", A)
+    m = build_agent_net(agent_config("small"), "l2-keys", A)
     obs, act, rew = _inputs(m.config, 2)
     state = _random_state(m, 2)
     out, _ = m.step(obs, act, rew, state)
@@ -96,7 +96,7 @@ def test_l2_keys_maps_are_softmax_of_key_norms():
 
 @pytest.mark.parametrize("variant", ["attention", "l2-keys", "lstm", "feedforward"])
 def test_unroll_equals_single_steps_with_resets(variant):
-    m = build_agent(agent_config("small"), variant, A)
+    m = build_agent_net(agent_config("small"), variant, A)
     b, t = 2, 5
     obs, act, rew = _inputs(m.config, b, t)
     firsts = np.zeros((b, t), bool)
@@ -113,8 +113,8 @@ def test_unroll_equals_single_steps_with_resets(variant):
 
 
 def test_bfloat16_is_close_to_float32():
-    f32 = build_agent(agent_config("small"), "attention", A)
-    bf16 = build_agent(agent_config("small", ["precision=bfloat16"]), "attention", A)
+    f32 = build_agent_net(agent_config("small"), "attention", A)
+    bf16 = build_agent_net(agent_config("small", ["precision=bfloat16"]), "attention", A)
     bf16.set_weights(f32.get_weights())
     obs, act, rew = _inputs(f32.config, 4, 6)
     firsts = tf.zeros((4, 6), tf.bool)
@@ -131,7 +131,7 @@ def test_bfloat16_is_close_to_float32():
 
 def test_get_config_round_trip_rebuilds_the_same_function(small_attention):
     m = small_attention
-    clone = Agent.from_config(m.get_config())
+    clone = AgentNet.from_config(m.get_config())
     assert clone.config == m.config and clone.variant == m.variant and clone.num_actions == A
     clone.set_weights(m.get_weights())
     obs, act, rew = _inputs(m.config, 2)
@@ -142,7 +142,7 @@ def test_get_config_round_trip_rebuilds_the_same_function(small_attention):
 
 @pytest.mark.parametrize("variant", ["attention", "fixed-query", "l2-keys", "feedforward", "lstm"])
 def test_every_variant_steps_and_trains(variant):
-    m = build_agent(agent_config("small"), variant, A)
+    m = build_agent_net(agent_config("small"), variant, A)
     obs, act, rew = _inputs(m.config, 2, 3)
     with tf.GradientTape() as tape:
         out, _ = m.unroll(obs, act, rew, tf.zeros((2, 3), tf.bool), m.initial_state(2))
@@ -172,7 +172,7 @@ def test_bad_input_names_the_expected_form(small_attention, bad, match):
 
 def test_unknown_variant_preset_and_override_are_rejected():
     with pytest.raises(ValueError, match="unknown agent variant"):
-        build_agent(agent_config("small"), "transformer", A)
+        build_agent_net(agent_config("small"), "transformer", A)
     with pytest.raises(ValueError, match="unknown preset"):
         agent_config("huge")
     with pytest.raises(ValueError, match="has no field 'num_head'"):

@@ -14,7 +14,7 @@ uses one map with logits ‖K_ij‖₂. ``feedforward`` and ``lstm`` are the IMP
 baselines (the latter with an LSTM fed the previous action and reward).
 
 Where ``first`` is True the recurrent state and the previous action and reward are reset
-to zero before the step. :meth:`Agent.unroll` applies the vision torso and the ConvLSTM's
+to zero before the step. :meth:`AgentNet.unroll` applies the vision torso and the ConvLSTM's
 input projection to all B·T frames at once, then runs the recurrent half step by step.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from s3ta_tf.validation import check_state, check_tensor
 ATTENTION_VARIANTS = ("attention", "fixed-query", "l2-keys")
 
 
-class Agent(tf.keras.Model):
+class AgentNet(tf.keras.Model):
     """See the module docstring and docs/API.md."""
 
     def __init__(self, config: AgentConfig, variant: str = "attention", num_actions: int = 18, **kw):
@@ -183,6 +183,6 @@ class Agent(tf.keras.Model):
         return cls(from_dict(AgentConfig, config["config"]), config["variant"], config["num_actions"])
 
 
-def build_agent(config: AgentConfig, variant: str = "attention", num_actions: int = 18) -> Agent:
+def build_agent_net(config: AgentConfig, variant: str = "attention", num_actions: int = 18) -> AgentNet:
     """Builds (and creates the weights of) an agent; see docs/API.md."""
-    return Agent(config, variant, num_actions)
+    return AgentNet(config, variant, num_actions)

@@ -35,10 +35,10 @@ def input_spec(observation_shape) -> dict:
     }
 
 
-class AgentNetwork(network.Network):
-    """See the module docstring. ``model`` is an ``s3ta_tf`` Agent (``build_agent``)."""
+class ActorCriticNetwork(network.Network):
+    """See the module docstring. ``model`` is an ``s3ta_tf`` AgentNet (``build_agent_net``)."""
 
-    def __init__(self, model: tf.keras.Model, name: str = "AgentNetwork"):
+    def __init__(self, model: tf.keras.Model, name: str = "ActorCriticNetwork"):
         super().__init__(input_tensor_spec=input_spec(model.config.observation_shape),
                          state_spec=dict(model.state_spec), name=name)
         self._model = model
@@ -53,14 +53,14 @@ class AgentNetwork(network.Network):
         return self._model.num_actions
 
     @classmethod
-    def from_config_and_variant(cls, agent_config, variant: str, num_actions: int) -> "AgentNetwork":
-        return cls(s3ta_tf.build_agent(agent_config, variant=variant, num_actions=num_actions))
+    def from_config_and_variant(cls, agent_config, variant: str, num_actions: int) -> "ActorCriticNetwork":
+        return cls(s3ta_tf.build_agent_net(agent_config, variant=variant, num_actions=num_actions))
 
     def call(self, inputs, step_type=None, network_state=(), training=False):
         observation = tf.convert_to_tensor(inputs["observation"])
         outer_rank = observation.shape.rank - 3
         if outer_rank not in (1, 2):
-            raise ValueError(f"AgentNetwork: observation must be uint8 [B, H, W, 3] (one step) or "
+            raise ValueError(f"ActorCriticNetwork: observation must be uint8 [B, H, W, 3] (one step) or "
                              f"[B, T, H, W, 3] (an unroll), got shape {observation.shape}")
         if step_type is None:
             first = tf.zeros(tf.shape(observation)[:outer_rank], tf.bool)

@@ -8,10 +8,11 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 import s3ta_tf
-from agents.networks import AgentNetwork
-from agents.policies import AgentPolicy
-from agents.vtrace_agent import Experience, VTraceAgent, transitions
-from s3ta_tf.config.training import train_config
+from agents.impala.networks import ActorCriticNetwork
+from agents.impala.policies import ActorCriticPolicy
+from agents.impala.learning import VTraceAgent, transitions
+from agents.impala.replay import Experience
+from agents.impala.config import train_config
 
 OBS = (24, 24, 3)
 ACTIONS = 5
@@ -27,7 +28,7 @@ def tiny_config():
 @pytest.fixture(scope="module")
 def network():
     tf.random.set_seed(0)
-    return AgentNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
+    return ActorCriticNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
 
 
 def specs(network):
@@ -46,7 +47,7 @@ def collect(network, steps, batch=2, seed=0):
     Experience ``[batch, steps, ...]`` laid out as the actors write it (state at step 0)."""
     rng = np.random.default_rng(seed)
     time_step_spec, action_spec = specs(network)
-    policy = AgentPolicy(time_step_spec, action_spec, network)
+    policy = ActorCriticPolicy(time_step_spec, action_spec, network)
     state = policy.get_initial_state(batch)
     step_types = [FIRST] + [MID] * (steps - 3) + [LAST, FIRST]
     fields = {k: [] for k in Experience._fields if k != "initial_state"}
@@ -90,7 +91,7 @@ def test_network_specs_and_shapes(network):
 
 def test_policy_info_carries_logits_and_state(network):
     time_step_spec, action_spec = specs(network)
-    policy = AgentPolicy(time_step_spec, action_spec, network)
+    policy = ActorCriticPolicy(time_step_spec, action_spec, network)
     assert set(policy.info_spec) == {"behaviour_logits", "prev_action", "prev_reward", "network_state"}
     assert policy.info_spec["network_state"] == network.state_spec
     state = policy.get_initial_state(2)
@@ -100,10 +101,10 @@ def test_policy_info_carries_logits_and_state(network):
     np.testing.assert_array_equal(out.state["prev_action"], out.action)  # carried to the next step
     for k, v in state["network"].items():  # the info holds the state *before* the step
         np.testing.assert_array_equal(out.info["network_state"][k], v)
-    greedy = AgentPolicy(time_step_spec, action_spec, network, greedy=True).action(time_step, state)
+    greedy = ActorCriticPolicy(time_step_spec, action_spec, network, greedy=True).action(time_step, state)
     np.testing.assert_array_equal(greedy.action, np.argmax(greedy.info["behaviour_logits"], -1))
     with pytest.raises(ValueError, match="actions"):
-        AgentPolicy(time_step_spec, tensor_spec.BoundedTensorSpec((), tf.int32, 0, ACTIONS), network)
+        ActorCriticPolicy(time_step_spec, tensor_spec.BoundedTensorSpec((), tf.int32, 0, ACTIONS), network)
 
 
 def test_learner_unroll_from_stored_state_reproduces_behaviour(network):
@@ -144,7 +145,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch(network):
     (The total V-trace loss is no fixed objective: its targets and advantages move with the
     parameters, so its sign of change on a few small steps is not a property to test.)"""
     tf.random.set_seed(1)
-    net = AgentNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
+    net = ActorCriticNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
     agent, _ = make_agent(net, unroll_length=5, learning_rate=1e-3)
     exp = collect(net, steps=6, seed=3)
     exp = exp._replace(discount=tf.zeros_like(exp.discount), reward=tf.ones_like(exp.reward))
@@ -160,7 +161,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch(network):
 
 def test_gradient_clipping_bounds_the_update(network):
     tf.random.set_seed(2)
-    net = AgentNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
+    net = ActorCriticNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
     agent, _ = make_agent(net, unroll_length=5, gradient_clip=1e-1, rmsprop_epsilon=1e4,
                           learning_rate=1.0, optimizer="rmsprop")
     # With ε huge, RMSProp is plain SGD scaled by lr/sqrt(ε): the step is bounded by the clip.
@@ -175,7 +176,7 @@ def test_gradient_clipping_bounds_the_update(network):
 
 def test_non_finite_update_is_skipped_and_counted(network):
     tf.random.set_seed(3)
-    net = AgentNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
+    net = ActorCriticNetwork.from_config_and_variant(tiny_config(), "attention", ACTIONS)
     agent, _ = make_agent(net, unroll_length=5)
     exp = collect(net, steps=6, seed=5)
     before = [v.numpy().copy() for v in net.variables]
@@ -197,7 +198,7 @@ def test_experience_of_the_wrong_length_is_rejected(network):
 
 
 def test_the_optimizer_setting_selects_rmsprop_or_adam(network):
-    from agents.vtrace_agent import RMSProp
+    from agents.impala.learning import RMSProp
     assert isinstance(make_agent(network, optimizer="rmsprop")[0].optimizer, RMSProp)
     adam = make_agent(network, optimizer="adam", learning_rate=3e-4, adam_epsilon=1e-6)[0].optimizer
     assert isinstance(adam, tf.compat.v1.train.AdamOptimizer)
@@ -208,7 +209,7 @@ def test_the_optimizer_setting_selects_rmsprop_or_adam(network):
 
 @pytest.mark.parametrize("initial_mean_square", [1.0, 0.0])
 def test_rmsprop_is_impalas_tf1_rmsprop(initial_mean_square):
-    from agents.vtrace_agent import RMSProp
+    from agents.impala.learning import RMSProp
 
     v = tf.Variable([1.0, -1.0])
     opt = RMSProp(learning_rate=0.1, decay=0.99, momentum=0.0, epsilon=0.01,

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pipelines.rl.trajectory import VARIABLES_TABLE
+from agents.impala.replay import VARIABLES_TABLE
 
 
 def push_variables(client, version: int, variables: Sequence) -> None:

@@ -19,7 +19,7 @@ inputs there, the behaviour policy's action and logits at x_t, and the transitio
 The learner unrolls the model over all T + 1 steps from ``initial_state`` and computes, for
 the T transitions t = 0..T-1 (time-major ``[T, B]``):
 
-    rewards   = clip(reward_t, ±reward_clip)
+    rewards   = clip(reward_t, ±reward_clip)     (AgentConfig.reward_clip)
     discounts = discount · env_discount_t        (0 at termination, 1 kept at truncation)
     log ρ_t   = log π(a_t|x_t) − log μ(a_t|x_t)
 
@@ -27,7 +27,7 @@ A step whose ``step_type`` is LAST starts no transition (TF-Agents' next step is
 there ρ = c = 0 and γ = 0, so v_t = V(x_t) and the policy-gradient advantage is 0 — the
 step only serves as the bootstrap V(x_T) of the step before it (truncation bootstraps).
 
-Loss (agents.losses, summed over time and batch): L_π + 0.5·L_V + 0.01·L_H. Gradients are
+Loss (agents.impala.losses, summed over time and batch): L_π + 0.5·L_V + 0.01·L_H. Gradients are
 clipped by global norm (1280) or by value; the update is skipped — and counted in
 ``nonfinite_updates`` — whenever the loss or any gradient is not finite. RMSProp as in
 IMPALA: TF1's RMSProp (ε = 0.01 inside the square root, mean-square initialised to 1).
@@ -38,17 +38,12 @@ import collections
 
 import tensorflow as tf
 from tf_agents.agents import tf_agent
-from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents import losses, vtrace
-from agents.networks import AgentNetwork
-from agents.policies import AgentPolicy
-
-Experience = collections.namedtuple(
-    "Experience", ["step_type", "observation", "prev_action", "prev_reward", "action",
-                   "behaviour_logits", "reward", "discount", "policy_version", "episode_return",
-                   "frames", "initial_state"])
+from agents.impala import losses, vtrace
+from agents.impala.networks import ActorCriticNetwork
+from agents.impala.policies import ActorCriticPolicy
+from agents.impala.replay import Experience, experience_spec
 
 VTraceLossInfo = collections.namedtuple(
     "VTraceLossInfo", ["policy_gradient", "baseline", "entropy", "mean_entropy", "gradient_norm",
@@ -56,27 +51,6 @@ VTraceLossInfo = collections.namedtuple(
 
 # exp(_NO_TRANSITION) == 0 exactly in float32: ρ = c = 0 where a step starts no transition.
 _NO_TRANSITION = -1e30
-
-
-def experience_spec(network: AgentNetwork) -> Experience:
-    """Per-step specs of :class:`Experience` (no batch/time dimension; ``initial_state`` has
-    no time dimension in the data either)."""
-    shape = tuple(network.model.config.observation_shape)
-    f32, i32 = tf.float32, tf.int32
-    return Experience(
-        step_type=tf.TensorSpec((), i32, "step_type"),
-        observation=tensor_spec.BoundedTensorSpec(shape, tf.uint8, 0, 255, "observation"),
-        prev_action=tf.TensorSpec((), i32, "prev_action"),
-        prev_reward=tf.TensorSpec((), f32, "prev_reward"),
-        action=tf.TensorSpec((), i32, "action"),
-        behaviour_logits=tf.TensorSpec((network.num_actions,), f32, "behaviour_logits"),
-        reward=tf.TensorSpec((), f32, "reward"),
-        discount=tf.TensorSpec((), f32, "discount"),
-        policy_version=tf.TensorSpec((), tf.int64, "policy_version"),
-        episode_return=tf.TensorSpec((), f32, "episode_return"),
-        frames=tf.TensorSpec((), i32, "frames"),
-        initial_state=dict(network.state_spec),
-    )
 
 
 class RMSProp(tf.compat.v1.train.RMSPropOptimizer):
@@ -113,9 +87,9 @@ def make_optimizer(config, learning_rate=None):
 
 
 class VTraceAgent(tf_agent.TFAgent):
-    """V-trace actor-critic. ``config`` is a :class:`s3ta_tf.config.training.TrainConfig`."""
+    """V-trace actor-critic. ``config`` is a :class:`agents.impala.config.TrainConfig`."""
 
-    def __init__(self, time_step_spec, action_spec, network: AgentNetwork, config,
+    def __init__(self, time_step_spec, action_spec, network: ActorCriticNetwork, config,
                  optimizer=None, train_step_counter=None, name: str = "VTraceAgent"):
         tf.Module.__init__(self, name=name)
         self._network = network
@@ -129,8 +103,8 @@ class VTraceAgent(tf_agent.TFAgent):
         self._part_of = model_parts(network.model)
         with tf.init_scope():  # slots now, not inside the tf.cond of _train
             self._optimizer._create_slots(network.trainable_variables)  # pylint: disable=protected-access
-        policy = AgentPolicy(time_step_spec, action_spec, network, greedy=True)
-        collect_policy = AgentPolicy(time_step_spec, action_spec, network, greedy=False)
+        policy = ActorCriticPolicy(time_step_spec, action_spec, network, greedy=True)
+        collect_policy = ActorCriticPolicy(time_step_spec, action_spec, network, greedy=False)
         if train_step_counter is None:
             train_step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
         super().__init__(time_step_spec, action_spec, policy, collect_policy,
@@ -139,7 +113,7 @@ class VTraceAgent(tf_agent.TFAgent):
                          train_step_counter=train_step_counter)
 
     @property
-    def network(self) -> AgentNetwork:
+    def network(self) -> ActorCriticNetwork:
         return self._network
 
     @property
@@ -198,7 +172,8 @@ class VTraceAgent(tf_agent.TFAgent):
                   "prev_reward": experience.prev_reward}
         outputs, _ = self._network(inputs, step_type=experience.step_type,
                                    network_state=experience.initial_state, training=training)
-        t = transitions(experience, outputs["logits"], outputs["value"], c)
+        t = transitions(experience, outputs["logits"], outputs["value"], c,
+                        reward_clip=self._network.model.config.reward_clip)
         returns = vtrace.from_importance_weights(
             log_rhos=t.log_rhos, discounts=t.discounts, rewards=t.rewards, values=t.values,
             bootstrap_value=t.bootstrap_value, clip_rho_threshold=c.clip_rho_threshold,
@@ -307,14 +282,16 @@ def _time_major(x):
     return tf.transpose(x, [1, 0] + list(range(2, x.shape.rank)))
 
 
-def transitions(experience: Experience, logits, values, config) -> Transitions:
+def transitions(experience: Experience, logits, values, config, reward_clip: float = 1.0) -> Transitions:
     """The V-trace inputs, time-major, for the T transitions of ``T + 1``-step trajectories.
 
     Args:
       experience: :class:`Experience` ``[B, T+1, ...]``.
       logits: ``[B, T+1, A]`` target-policy logits of the learner's unroll.
       values: ``[B, T+1]`` V(x_t) of the learner's unroll.
-      config: TrainConfig (discount, reward_clip, unroll_length).
+      config: TrainConfig (discount, unroll_length).
+      reward_clip: rewards are clipped to ±reward_clip: the model's ``AgentConfig.reward_clip``,
+        which also clips the previous reward the model sees (one setting for both).
 
     Returns:
       :class:`Transitions`: ``log_rhos, discounts, rewards, values [T, B]``, ``bootstrap_value
@@ -327,7 +304,7 @@ def transitions(experience: Experience, logits, values, config) -> Transitions:
     actions = _time_major(experience.action)[:T]
     starts_transition = tf.not_equal(_time_major(experience.step_type)[:T], ts.StepType.LAST)
     mask = tf.cast(starts_transition, tf.float32)
-    rewards = tf.clip_by_value(_time_major(experience.reward)[:T], -config.reward_clip, config.reward_clip)
+    rewards = tf.clip_by_value(_time_major(experience.reward)[:T], -reward_clip, reward_clip)
     discounts = config.discount * _time_major(experience.discount)[:T] * mask
     log_rhos = (vtrace.action_log_probs(logits[:T], actions)
                 - vtrace.action_log_probs(_time_major(experience.behaviour_logits)[:T], actions))
@@ -339,7 +316,7 @@ def transitions(experience: Experience, logits, values, config) -> Transitions:
 def check_experience(experience: Experience, sequence_length: int) -> None:
     """Raises ValueError unless every per-step field is ``[B, sequence_length, ...]``."""
     if not isinstance(experience, Experience):
-        raise ValueError(f"expected an agents.vtrace_agent.Experience, got {type(experience).__name__}")
+        raise ValueError(f"expected an agents.impala.learning.Experience, got {type(experience).__name__}")
     for name in Experience._fields:
         if name == "initial_state":
             continue

@@ -96,7 +96,7 @@ def total_loss(logits, actions, values, vtrace_returns, baseline_cost=BASELINE_C
       actions: ``[T, B]`` behaviour actions.
       values: ``[T, B]`` learner values V(x_t).
       vtrace_returns: anything with ``vs`` and ``pg_advantages`` ``[T, B]``
-        (:class:`agents.vtrace.VTraceReturns` or ``VTraceFromLogitsReturns``).
+        (:class:`agents.impala.vtrace.VTraceReturns` or ``VTraceFromLogitsReturns``).
       mask: optional ``[T, B]`` transition mask for the entropy term (see :func:`entropy_loss`;
         the other two terms are already 0 there: advantage 0, target = value).
 

@@ -1,7 +1,7 @@
 """Configuration of distributed V-trace training (SPEC §2) and of the services running it.
 
 ``paper`` holds the SPEC §2 numbers (unroll 50, batch 32, RMSProp 2e-4 / ε 0.01 / ρ 0.99,
-global-norm clip 1280, reward clip ±1, baseline cost 0.5, entropy cost 0.01, discount 0.99).
+global-norm clip 1280, baseline cost 0.5, entropy cost 0.01, discount 0.99).
 ``small`` keeps the V-trace loss but trains on short unrolls (10) in batches of 16 from one
 actor with 16 environments, with Adam (lr 5e-4) and entropy cost 0.001, for tests and quick
 local runs: the demo's attention agent solves MiniGrid-Empty-5x5 in about 50k frames (a larger
@@ -11,7 +11,8 @@ attention agent's small vision gradients barely move its keys and queries and it
 stays independent of the frame; docs/LEARNING.md has the diagnosis.) ``atari-cpu`` is the
 Atari recipe for a few CPU cores. Presets are data only.
 
-Frames are emulator frames (agent steps × the environment's action repeat).
+Rewards are clipped by the model's ``AgentConfig.reward_clip`` (±1), which also clips the reward
+the model sees. Frames are emulator frames (agent steps × the environment's action repeat).
 """
 from __future__ import annotations
 
@@ -40,7 +41,6 @@ class TrainConfig:
     clip_rho_threshold: float = 1.0
     clip_pg_rho_threshold: float = 1.0
     clip_c_threshold: float = 1.0
-    reward_clip: float = 1.0
     # Optimiser: RMSProp as in IMPALA (TF1's: ε inside the square root, mean square starting
     # at 1), gradient clipping.
     optimizer: str = "rmsprop"              # or "adam" (the CPU presets; see OPTIMIZERS)
@@ -143,3 +143,17 @@ TRAIN_PRESETS = {
 def train_config(preset: str = "paper", overrides=None) -> TrainConfig:
     """The named preset with ``overrides`` (``["field=value", ...]`` or a dict) applied."""
     return from_preset(TRAIN_PRESETS, preset, overrides, "training preset")
+
+
+# What `s3ta train` (and `make demo`) runs with no flags: the small attention agent on a tiny
+# MiniGrid maze with 40x40 pixel observations; it learns to reach the goal in minutes on a CPU.
+DEMO = {
+    "env_id": "MiniGrid-Empty-5x5-v0",
+    "preset": "small",
+    "agent": "attention",
+    "overrides": ("model.observation_shape=40,40,3",),
+    "root_dir": "runs/demo",
+    "max_frames": 120_000,
+    "actors": 1,
+    "target_return": 0.90,
+}

@@ -1,12 +1,13 @@
-"""The trajectory layout shared by actors (writers) and the learner (reader).
+"""The Reverb side of the V-trace agent: the replay tables, what one stored item holds, the
+actors' writer (the adder) and the learner's readers (the dataset).
 
-Reverb tables on the replay server:
+Reverb tables on the replay server (:func:`make_tables`):
 
 * ``trajectories``: a FIFO queue of items, each one trajectory of ``T + 1`` steps
   (``T`` = unroll length). Consecutive trajectories of an environment overlap by one step:
   the last (bootstrap) step of one is the first step of the next, so windows start every
   ``T`` steps. Each item is a dict with the per-step fields of
-  :class:`agents.vtrace_agent.Experience` (``[T + 1, ...]``) and ``initial_state``, the
+  :class:`Experience` (``[T + 1, ...]``) and ``initial_state``, the
   policy's recurrent state before the item's first step (no time axis).
 * ``variables``: one item, ``[version (int64), *model.variables]``, pushed by the learner.
 
@@ -16,6 +17,7 @@ trajectory rather than once per step.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import queue
 import threading
@@ -23,10 +25,55 @@ from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
+from tf_agents.specs import tensor_spec
 
 TRAJECTORY_TABLE = "trajectories"
 VARIABLES_TABLE = "variables"
 STATE_KEY = "initial_state"
+
+# One stored step (see agents.impala.learning for the meaning of each field).
+Experience = collections.namedtuple(
+    "Experience", ["step_type", "observation", "prev_action", "prev_reward", "action",
+                   "behaviour_logits", "reward", "discount", "policy_version", "episode_return",
+                   "frames", "initial_state"])
+
+
+def experience_spec(network) -> Experience:
+    """Per-step specs of :class:`Experience` (no batch/time dimension; ``initial_state`` has
+    no time dimension in the data either)."""
+    shape = tuple(network.model.config.observation_shape)
+    f32, i32 = tf.float32, tf.int32
+    return Experience(
+        step_type=tf.TensorSpec((), i32, "step_type"),
+        observation=tensor_spec.BoundedTensorSpec(shape, tf.uint8, 0, 255, "observation"),
+        prev_action=tf.TensorSpec((), i32, "prev_action"),
+        prev_reward=tf.TensorSpec((), f32, "prev_reward"),
+        action=tf.TensorSpec((), i32, "action"),
+        behaviour_logits=tf.TensorSpec((network.num_actions,), f32, "behaviour_logits"),
+        reward=tf.TensorSpec((), f32, "reward"),
+        discount=tf.TensorSpec((), f32, "discount"),
+        policy_version=tf.TensorSpec((), tf.int64, "policy_version"),
+        episode_return=tf.TensorSpec((), f32, "episode_return"),
+        frames=tf.TensorSpec((), i32, "frames"),
+        initial_state=dict(network.state_spec),
+    )
+
+
+
+def make_tables(queue_size: int) -> list:
+    """``trajectories``: FIFO queue of ``queue_size`` items (each sampled once; writers block
+    when it is full). ``variables``: the latest variables (one item, samples block until the
+    first push)."""
+    import reverb
+
+    if queue_size < 1:
+        raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+    return [
+        reverb.Table.queue(TRAJECTORY_TABLE, max_size=queue_size),
+        reverb.Table(VARIABLES_TABLE, sampler=reverb.selectors.Uniform(),
+                     remover=reverb.selectors.Fifo(), max_size=1,
+                     rate_limiter=reverb.rate_limiters.MinSize(1)),
+    ]
 
 
 def per_step_fields(spec) -> list:

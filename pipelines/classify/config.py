@@ -1,4 +1,5 @@
-"""Configuration of the supervised S3TA classifiers (SPEC §4): model, data, training.
+"""Configuration of supervised S3TA classification (SPEC §4): the model (the network's own
+config, :class:`s3ta_tf.config.classifier.ClassifierModelConfig`), the data and the training.
 
 Three presets, all data:
 
@@ -9,57 +10,17 @@ Three presets, all data:
   query MLP 512/256/128, lr 1e-2 ×0.1 at 1.5e5/2e5, batch 240.
 - ``small``: a tiny ResNet v2 on 32×32 images, T = 4, for tests and quick learning checks.
 
-Overrides use ``section.field=value`` (``model.num_heads=2``, ``train.batch_size=64``,
-``data.image_size=64``); a bare ``field=value`` is accepted when exactly one section has it.
+Overrides use the project's grammar ``section.field=value`` (``model.num_heads=2``,
+``train.batch_size=64``, ``data.image_size=64``, ``seq_len=8``); a bare ``field=value`` is
+still accepted, with a warning, when exactly one section has it.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Optional, Tuple
 
-from s3ta_tf.config.overrides import apply_overrides
-
-CLASSIFIER_VARIANTS = ("s3ta", "resnet", "recurrent-resnet")
-CORES = ("resnet50v2", "resnet34v2", "tiny")
-PRECISIONS = ("float32", "bfloat16")
-
-
-@dataclasses.dataclass(frozen=True)
-class ClassifierModelConfig:
-    """The network. Feature map (h, w) = image_size / 32 for the ResNet cores (7×7 at 224)."""
-    # Vision core: "resnet50v2" (keras.applications, weights=None), "resnet34v2" (ours) or
-    # "tiny" (ours: basic blocks with `tiny_widths`, one block per stage, stem without pooling).
-    core: str = "resnet50v2"
-    tiny_widths: Tuple[int, ...] = (16, 32, 64)
-    # ConvLSTM 3×3 after the core (video); 0 = no recurrence (ImageNet).
-    convlstm_channels: int = 0
-    convlstm_kernel: int = 3
-    # Attention: keys = first `key_channels` of the core's output channels, values = the rest.
-    num_heads: int = 4
-    key_channels: int = 64
-    basis_frequencies: int = 4
-    # Query network on the previous accumulated logits; a final linear layer gives N·(c_K+c_S).
-    query_hidden: Tuple[int, ...] = (1024, 512, 256, 128)
-    # Policy core: MLP on concat(answers, queries) -> class logits every step.
-    policy_hidden: Tuple[int, ...] = (2048, 2048, 2048)
-    precision: str = "float32"
-
-    def __post_init__(self):
-        if self.core not in CORES:
-            raise ValueError(f"model.core must be one of {CORES}, got {self.core!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"model.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("num_heads", "key_channels", "basis_frequencies"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-
-    @property
-    def basis_channels(self) -> int:
-        return (2 * self.basis_frequencies) ** 2
-
-    @property
-    def query_size(self) -> int:
-        return self.key_channels + self.basis_channels
+from s3ta_tf.config.classifier import ClassifierModelConfig
+from s3ta_tf.config.overrides import apply_overrides, from_dict, split_sections
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,31 +140,10 @@ _SECTIONS = ("model", "data", "train")
 
 
 def _split_overrides(cfg: ClassifyConfig, items) -> dict:
-    """Groups ``section.field=value`` strings by section (bare names resolved if unique)."""
-    grouped = {s: [] for s in _SECTIONS}
-    top = []
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"override {item!r}: expected the form section.field=value")
-        name = item.split("=", 1)[0].strip()
-        if "." in name:
-            section, field = name.split(".", 1)
-            if section not in _SECTIONS:
-                raise ValueError(f"override {item!r}: unknown section {section!r}; "
-                                 f"expected one of {_SECTIONS}")
-            grouped[section].append(field + "=" + item.split("=", 1)[1])
-            continue
-        if name == "seq_len":
-            top.append(item)
-            continue
-        owners = [s for s in _SECTIONS
-                  if name in {f.name for f in dataclasses.fields(getattr(cfg, s))}]
-        if len(owners) != 1:
-            raise ValueError(
-                f"override {item!r}: field {name!r} is "
-                + ("in no section" if not owners else f"ambiguous ({owners})")
-                + "; write it as section.field=value with section in " + str(_SECTIONS))
-        grouped[owners[0]].append(item)
+    """Groups ``section.field=value`` strings by section; ``seq_len=N`` is the top level."""
+    top = [it for it in items or () if it.split("=", 1)[0].strip() == "seq_len"]
+    grouped = split_sections({s: getattr(cfg, s) for s in _SECTIONS},
+                             [it for it in items or () if it not in top])
     grouped["top"] = top
     return grouped
 
@@ -229,7 +169,6 @@ def classify_config_to_dict(cfg: ClassifyConfig) -> dict:
 
 
 def classify_config_from_dict(data: dict) -> ClassifyConfig:
-    from s3ta_tf.config.overrides import from_dict
     return ClassifyConfig(
         model=from_dict(ClassifierModelConfig, data["model"]),
         data=from_dict(ClassifyDataConfig, data["data"]),

@@ -2,7 +2,7 @@
 
 Policy state (``policy_state_spec``)::
 
-    {"network": the model's recurrent state (AgentNetwork.state_spec),
+    {"network": the model's recurrent state (ActorCriticNetwork.state_spec),
      "prev_action": int32 []}                 the action taken at the previous step
 
 The previous reward is the time step's own ``reward`` (TF-Agents delivers r_{t-1} with x_t).
@@ -24,10 +24,10 @@ from tf_agents.policies import tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step
 
-from agents.networks import AgentNetwork
+from agents.impala.networks import ActorCriticNetwork
 
 
-def info_spec(network: AgentNetwork, num_actions: int) -> dict:
+def info_spec(network: ActorCriticNetwork, num_actions: int) -> dict:
     return {
         "behaviour_logits": tf.TensorSpec((num_actions,), tf.float32, name="behaviour_logits"),
         "prev_action": tf.TensorSpec((), tf.int32, name="prev_action"),
@@ -36,13 +36,13 @@ def info_spec(network: AgentNetwork, num_actions: int) -> dict:
     }
 
 
-class AgentPolicy(tf_policy.TFPolicy):
-    """Samples actions from an :class:`AgentNetwork`; see the module docstring."""
+class ActorCriticPolicy(tf_policy.TFPolicy):
+    """Samples actions from an :class:`ActorCriticNetwork`; see the module docstring."""
 
-    def __init__(self, time_step_spec, action_spec, network: AgentNetwork, greedy: bool = False,
-                 name: str = "AgentPolicy"):
+    def __init__(self, time_step_spec, action_spec, network: ActorCriticNetwork, greedy: bool = False,
+                 name: str = "ActorCriticPolicy"):
         if not tensor_spec.is_discrete(action_spec) or action_spec.shape.rank != 0:
-            raise ValueError(f"AgentPolicy needs a scalar discrete action spec, got {action_spec}")
+            raise ValueError(f"ActorCriticPolicy needs a scalar discrete action spec, got {action_spec}")
         num_actions = int(action_spec.maximum - action_spec.minimum + 1)
         if num_actions != network.num_actions:
             raise ValueError(f"the action spec has {num_actions} actions but the network's model "
@@ -55,7 +55,7 @@ class AgentPolicy(tf_policy.TFPolicy):
                          info_spec=info_spec(network, num_actions), name=name)
 
     @property
-    def network(self) -> AgentNetwork:
+    def network(self) -> ActorCriticNetwork:
         return self._network
 
     def _variables(self):

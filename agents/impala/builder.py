@@ -1,0 +1,95 @@
+"""The V-trace agent's builder: what a training run is (model variant + AgentConfig +
+TrainConfig), and the parts every service of the run makes from it — the environment, the
+network, the replay tables — plus the run's record.
+
+Every service of a run (learner, actors) builds the same network from the same
+:class:`RunSpec`; the learner records it as the run's ``run.json`` (:mod:`s3ta_tf.run_record`,
+kind ``rl``) so that analysis tools can rebuild the model, and refuses to resume a run with a
+different one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional, Sequence
+
+from agents.impala.config import TRAIN_PRESETS, TrainConfig, train_config
+from s3ta_tf.config import AGENT_PRESETS, AgentConfig, agent_config, to_dict
+from s3ta_tf.config.overrides import split_sections
+from s3ta_tf.run_record import read_record, record_path, write_record
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    variant: str
+    preset: str
+    agent: AgentConfig
+    train: TrainConfig
+    overrides: tuple = ()          # "section.field=value" strings, sections model and train
+
+    @classmethod
+    def from_args(cls, preset: str, variant: str, overrides: Sequence[str] = (),
+                  env_id: Optional[str] = None, precision: Optional[str] = None) -> "RunSpec":
+        """Presets of both configs with ``section.field=value`` overrides (sections ``model``
+        and ``train``); ``env_id`` / ``precision`` are shorthands for ``train.env_id=...`` /
+        ``model.precision=...``."""
+        if preset not in AGENT_PRESETS or preset not in TRAIN_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
+        if precision:
+            from s3ta_tf.precision import resolve_precision
+            precision, _ = resolve_precision(precision)
+        overrides = (tuple(overrides) + ((f"model.precision={precision}",) if precision else ())
+                     + ((f"train.env_id={env_id}",) if env_id else ()))
+        grouped = split_sections({"model": AgentConfig, "train": TrainConfig}, overrides)
+        overrides = tuple(f"{section}.{item}" for section, items in grouped.items() for item in items)
+        return cls(variant=variant, preset=preset, agent=agent_config(preset, grouped["model"]),
+                   train=train_config(preset, grouped["train"]), overrides=overrides)
+
+    # ---- environments
+    def make_environment(self, seed: Optional[int]):
+        """One environment of the run, observations resized to the model's input shape."""
+        from agents.environments import make_environment
+        t = self.train
+        return make_environment(t.env_id, seed=seed, full_action_space=t.full_action_space,
+                                sticky_actions=t.sticky_actions, noop_max=t.noop_max,
+                                max_episode_frames=t.max_episode_frames,
+                                observation_shape=self.agent.observation_shape,
+                                max_pool_frames=t.max_pool_frames)
+
+    def environment_seed(self, actor_id: int, index: int) -> int:
+        return self.train.seed * 1_000_003 + actor_id * 1_000 + index
+
+    # ---- the network
+    def build_network(self, num_actions: int):
+        from agents.impala.networks import ActorCriticNetwork
+        return ActorCriticNetwork.from_config_and_variant(self.agent, self.variant, num_actions)
+
+    # ---- the replay tables
+    def make_tables(self) -> list:
+        from agents.impala.replay import make_tables
+        return make_tables(self.train.queue_size)
+
+    # ---- the run record (run.json)
+    def to_json(self, num_actions: int) -> dict:
+        return {"kind": "rl", "variant": self.variant, "preset": self.preset,
+                "num_actions": int(num_actions), "env_id": self.train.env_id,
+                "overrides": list(self.overrides),
+                "agent_config": to_dict(self.agent), "train_config": to_dict(self.train)}
+
+    def write_or_check(self, root_dir: str, num_actions: int) -> None:
+        """Writes ``root_dir/run.json`` (atomically), or checks that an existing record (also a
+        legacy ``config.json``) describes the same model (variant, AgentConfig, num_actions)
+        and raises ValueError if not."""
+        mine = json.loads(json.dumps(self.to_json(num_actions)))  # tuples -> lists, as stored
+        path = record_path(root_dir)
+        if path is not None:
+            theirs = read_record(root_dir)
+            for key in ("variant", "num_actions", "agent_config"):
+                a, b = theirs.get(key), mine[key]
+                if key == "agent_config" and isinstance(a, dict):  # compute precision may differ by machine
+                    a, b = {**a, "precision": None}, {**b, "precision": None}
+                if a != b:
+                    raise ValueError(
+                        f"{path} describes a different run ({key}: {theirs.get(key)!r}, this run: "
+                        f"{mine[key]!r}); use another --root-dir or the same model flags to resume")
+        write_record(root_dir, mine)

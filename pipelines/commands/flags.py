@@ -1,0 +1,178 @@
+"""Every command-line flag of ``s3ta``, declared once, with choices taken from the config
+constants; the subcommand modules only pick the groups they need.
+
+Overrides have one grammar everywhere: ``--set section.field=value`` (repeatable), with the
+sections of the command: ``model`` and ``train`` for the training services (``s3ta train``,
+``learner``, ``actor``), ``model`` for ``describe``/``export``, ``analysis`` for ``analyze``,
+``model``/``data``/``train`` for ``classify train``. The old spellings (a bare ``field=value``,
+``--train-set field=value``, ``S3TA_MODEL_SET``/``S3TA_TRAIN_SET``) still work, with a warning.
+
+The training services read their defaults from environment variables too, so that docker
+compose (or any launcher) can drive them without flags::
+
+    S3TA_REPLAY_ADDRESS  host:port of the replay server          (default localhost:8000)
+    S3TA_REPLAY_PORT     port the replay server listens on        (default 8000)
+    S3TA_QUEUE_SIZE      trajectories held by the replay queue
+    S3TA_ROOT_DIR        the run's root directory (learner; actors' episode logs)
+    S3TA_ENV             environment id                          (default: the preset's)
+    S3TA_PRESET          paper | atari-cpu | small               (default paper)
+    S3TA_AGENT           model variant                           (default attention)
+    S3TA_PRECISION       auto | float32 | bfloat16               (default auto)
+    S3TA_ACTOR_ID        this actor's index                      (default: from host and pid)
+    S3TA_SET             space-separated section.field=value overrides
+    S3TA_TF_THREADS      TensorFlow intra-op threads
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from agents.impala.config import TRAIN_PRESETS, TrainConfig
+from s3ta_tf.config import AGENT_PRESETS, AGENT_VARIANTS, agent_config
+from s3ta_tf.config.overrides import qualify, split_sections
+from s3ta_tf.precision import PRECISION_CHOICES
+
+DEFAULT_REPLAY_PORT = 8000
+RUN_PRESETS = sorted(set(TRAIN_PRESETS) & set(AGENT_PRESETS))
+PRESET_HELP = ("'paper' (SPEC numbers, 210x160 input), 'atari-cpu' (the same agent narrowed, 64x64 "
+               "input, Adam: Atari on a few CPU cores) or 'small' (64x64 input, narrow layers: tests, "
+               "quick runs, the demo)")
+
+
+def env(name: str, default=None):
+    """The environment variable ``name``, or ``default`` when it is unset or empty."""
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- overrides and precision
+def add_set(p, sections: str, example: str, env_var: str | None = None) -> None:
+    """The one ``--set section.field=value`` flag (``args.overrides``)."""
+    default = env(env_var, "").split() if env_var else []
+    p.add_argument("--set", dest="overrides", action="append", default=default,
+                   metavar="SECTION.FIELD=VALUE",
+                   help=f"override a config field, sections: {sections}; e.g. {example} (repeatable"
+                        + (f"; env {env_var}, space-separated" if env_var else "") + ")")
+
+
+def add_precision(p, default=None, choices=PRECISION_CHOICES, env_var: str | None = None,
+                  extra: str = "") -> None:
+    p.add_argument("--precision", choices=choices,
+                   default=env(env_var, default) if env_var else default,
+                   help="compute precision: bfloat16 is mixed precision (bf16 compute, float32 weights)"
+                        + ("; auto = bfloat16 only where the CPU computes it natively (AMX or AVX-512 "
+                           "BF16), else float32" if "auto" in choices else "")
+                        + extra + (f" (env {env_var})" if env_var else ""))
+
+
+# ---------------------------------------------------------------- one agent network
+def add_model_args(p: argparse.ArgumentParser, num_actions_required: bool = True) -> None:
+    """``describe``/``export``: which network (preset, variant, actions, precision, overrides)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--preset", default="paper", choices=sorted(AGENT_PRESETS),
+                   help="configuration preset: " + PRESET_HELP)
+    g.add_argument("--agent", default="attention", choices=AGENT_VARIANTS,
+                   help="model variant (default: attention)")
+    g.add_argument("--num-actions", type=int, required=num_actions_required, default=None,
+                   help="size of the discrete action set (18 for the full Atari set)")
+    add_precision(g, extra=" (default: the preset's, float32)")
+    add_set(g, "model", "--set model.num_heads=2 --set model.observation_shape=84,84,3")
+
+
+def model_config_from_args(args):
+    """The AgentConfig of :func:`add_model_args` flags."""
+    overrides = split_sections({"model": agent_config(args.preset)}, args.overrides)["model"]
+    if getattr(args, "precision", None):
+        from s3ta_tf.precision import resolve_precision
+        overrides.append(f"precision={resolve_precision(args.precision)[0]}")
+    return agent_config(args.preset, overrides)
+
+
+# ---------------------------------------------------------------- the training services
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Model and training configuration: --env --preset --agent --precision --set."""
+    g = p.add_argument_group("run configuration (must be the same for the learner and all actors)")
+    g.add_argument("--env", dest="env_id", default=env("S3TA_ENV"),
+                   help="environment id: an ALE v5 id such as ALE/Pong-v5, or a MiniGrid id such as "
+                        "MiniGrid-Empty-5x5-v0 (env S3TA_ENV; default: the preset's, "
+                        f"{TRAIN_PRESETS['paper'].env_id} for paper)")
+    g.add_argument("--preset", default=env("S3TA_PRESET"), choices=RUN_PRESETS,
+                   help=f"model and training preset: {PRESET_HELP} (env S3TA_PRESET; default paper)")
+    g.add_argument("--agent", default=env("S3TA_AGENT", "attention"),
+                   choices=AGENT_VARIANTS, help="model variant (env S3TA_AGENT)")
+    add_precision(g, default="auto", env_var="S3TA_PRECISION",
+                  extra="; the choice is logged and recorded in run.json")
+    add_set(g, "model (AgentConfig), train (TrainConfig)",
+            "--set model.observation_shape=40,40,3 --set train.learning_rate=1e-3", env_var="S3TA_SET")
+    g.add_argument("--train-set", dest="train_overrides", action="append", default=[],
+                   metavar="FIELD=VALUE", help="old spelling of --set train.FIELD=VALUE")
+
+
+def run_overrides(args) -> list:
+    """All ``section.field=value`` overrides of the run flags, old spellings converted (with a
+    warning) and validated against the sections."""
+    items = list(args.overrides)
+    for var, section in (("S3TA_MODEL_SET", "model"), ("S3TA_TRAIN_SET", "train")):
+        old = env(var, "").split()
+        if old:
+            _warn(f"{var} is an old spelling: use S3TA_SET with {section}.FIELD=VALUE")
+            items += qualify(section, old)
+    if args.train_overrides:
+        _warn("--train-set FIELD=VALUE is an old spelling: use --set train.FIELD=VALUE")
+        items += qualify("train", args.train_overrides)
+    grouped = split_sections({"model": AGENT_PRESETS["paper"], "train": TrainConfig}, items)
+    return [f"{section}.{item}" for section, group in grouped.items() for item in group]
+
+
+def run_spec_from_args(args):
+    """The :class:`agents.impala.builder.RunSpec` of :func:`add_run_args` flags."""
+    from agents.impala.builder import RunSpec
+    return RunSpec.from_args(args.preset or "paper", args.agent, run_overrides(args),
+                             env_id=args.env_id, precision=args.precision)
+
+
+def add_replay_address(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replay-address", default=env("S3TA_REPLAY_ADDRESS", f"localhost:{DEFAULT_REPLAY_PORT}"),
+                   help="host:port of the replay server (env S3TA_REPLAY_ADDRESS; default "
+                        f"localhost:{DEFAULT_REPLAY_PORT})")
+
+
+def add_replay_server(p: argparse.ArgumentParser) -> None:
+    """``s3ta replay``: --port and --queue-size."""
+    queue_default = TrainConfig().queue_size
+    p.add_argument("--port", type=int, default=int(env("S3TA_REPLAY_PORT", DEFAULT_REPLAY_PORT)),
+                   help=f"port to listen on (env S3TA_REPLAY_PORT; default {DEFAULT_REPLAY_PORT})")
+    p.add_argument("--queue-size", type=int, default=int(env("S3TA_QUEUE_SIZE", queue_default)),
+                   help=f"trajectories held by the queue (env S3TA_QUEUE_SIZE; default {queue_default}; at "
+                        "least the learner's batch size)")
+
+
+def add_root_dir(p: argparse.ArgumentParser, required: bool, help: str | None = None) -> None:
+    default = env("S3TA_ROOT_DIR")
+    p.add_argument("--root-dir", default=default, required=required and default is None,
+                   help=help or "the run's root directory: run.json, checkpoints, exports, summaries, "
+                                "episode logs (env S3TA_ROOT_DIR)")
+
+
+def add_threads(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("--tf-threads", type=int, default=int(env("S3TA_TF_THREADS", default)),
+                   help=f"TensorFlow intra-op threads (0: all cores; env S3TA_TF_THREADS; default {default})")
+
+
+def configure_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    if threads < 0:
+        raise ValueError(f"--tf-threads must be >= 0, got {threads}")
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+# ---------------------------------------------------------------- the classifiers
+CLASSIFY_SECTIONS = "model, data, train (and seq_len)"

@@ -1,0 +1,117 @@
+"""The layout by feature: one override grammar, one run record, the old public names."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from agents.impala.builder import RunSpec
+from agents.impala.config import TrainConfig
+from pipelines.commands import flags
+from s3ta_tf.config import AgentConfig
+from s3ta_tf.config.overrides import qualify, split_sections
+from s3ta_tf.run_record import read_record, record_path, write_record
+
+SECTIONS = {"model": AgentConfig, "train": TrainConfig}
+
+
+def test_section_overrides_group_by_section():
+    grouped = split_sections(SECTIONS, ["model.num_heads=2", "train.batch_size=4"], warn=None)
+    assert grouped == {"model": ["num_heads=2"], "train": ["batch_size=4"]}
+
+
+def test_bare_field_is_the_old_spelling_accepted_with_a_warning():
+    said = []
+    grouped = split_sections(SECTIONS, ["num_heads=2", "learning_rate=1e-3"], warn=said.append)
+    assert grouped == {"model": ["num_heads=2"], "train": ["learning_rate=1e-3"]}
+    assert "model.num_heads=2" in said[0] and "train.learning_rate=1e-3" in said[1]
+
+
+@pytest.mark.parametrize("item, message", [
+    ("optimiser.lr=1", "unknown section 'optimiser'"),
+    ("no_such_field=1", "field 'no_such_field' is in no section"),
+    ("num_heads", "expected the form section.field=value"),
+])
+def test_bad_overrides_name_the_fault(item, message):
+    with pytest.raises(ValueError, match=message):
+        split_sections(SECTIONS, [item], warn=None)
+
+
+def test_a_field_in_two_sections_must_be_qualified():
+    @__import__("dataclasses").dataclass
+    class A:
+        seed: int = 0
+
+    @__import__("dataclasses").dataclass
+    class B:
+        seed: int = 0
+
+    with pytest.raises(ValueError, match="several sections"):
+        split_sections({"a": A, "b": B}, ["seed=1"], warn=None)
+    assert split_sections({"a": A, "b": B}, ["b.seed=1"], warn=None) == {"a": [], "b": ["seed=1"]}
+
+
+def test_reward_clip_has_one_home():
+    assert "reward_clip" in {f.name for f in __import__("dataclasses").fields(AgentConfig)}
+    assert "reward_clip" not in {f.name for f in __import__("dataclasses").fields(TrainConfig)}
+
+
+def test_run_flags_convert_old_spellings(monkeypatch, capsys):
+    from pipelines import cli
+    monkeypatch.delenv("S3TA_SET", raising=False)
+    args = cli.build_parser().parse_args(
+        ["learner", "--root-dir", "/tmp/x", "--preset", "small", "--set", "observation_shape=40,40,3",
+         "--set", "train.batch_size=4", "--train-set", "seed=3"])
+    assert flags.run_overrides(args) == ["model.observation_shape=40,40,3", "train.batch_size=4", "train.seed=3"]
+    err = capsys.readouterr().err
+    assert "--set train.FIELD=VALUE" in err and "model.observation_shape=40,40,3" in err
+    spec = flags.run_spec_from_args(args)
+    assert spec.agent.observation_shape == (40, 40, 3) and spec.train.batch_size == 4 and spec.train.seed == 3
+
+
+def test_one_run_record_and_legacy_records_still_read(tmp_path):
+    spec = RunSpec.from_args("small", "attention", ["model.num_heads=1", "train.seed=2"],
+                             env_id="MiniGrid-Empty-5x5-v0")
+    spec.write_or_check(str(tmp_path), 7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    record = read_record(str(tmp_path / "checkpoints"), search_parent=True)
+    assert record["kind"] == "rl" and record["num_actions"] == 7
+    assert record["overrides"] == ["model.num_heads=1", "train.seed=2", "train.env_id=MiniGrid-Empty-5x5-v0"]
+    with pytest.raises(ValueError, match="different run"):
+        RunSpec.from_args("small", "attention", ["model.num_heads=2"]).write_or_check(str(tmp_path), 7)
+    # A run root written before the layout (config.json) resumes, and gains a run.json.
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "config.json").write_text(json.dumps({k: v for k, v in spec.to_json(7).items() if k != "kind"}))
+    assert record_path(str(legacy)).endswith("config.json")
+    spec.write_or_check(str(legacy), 7)
+    assert (legacy / "run.json").exists() and (legacy / "config.json").exists()
+    with pytest.raises(ValueError, match="kind"):
+        write_record(str(tmp_path), {"kind": "something"})
+
+
+def test_checkpoint_directory_finds_its_record(tmp_path):
+    from s3ta_tf import agent_config, build_agent_net
+    from s3ta_tf.checkpoints import has_model_record, load_agent, save_checkpoint
+    model = build_agent_net(agent_config("small"), "feedforward", 3)
+    save_checkpoint(str(tmp_path / "ckpt"), model)
+    assert read_record(str(tmp_path / "ckpt"))["kind"] == "model"
+    assert load_agent(str(tmp_path / "ckpt")).variant == "feedforward"
+    # A legacy checkpoint directory (model_config.json beside it) still loads.
+    (tmp_path / "ckpt" / "run.json").rename(tmp_path / "ckpt" / "model_config.json")
+    record = json.loads((tmp_path / "ckpt" / "model_config.json").read_text())
+    (tmp_path / "ckpt" / "model_config.json").write_text(json.dumps(
+        {"config": record["agent_config"], "variant": record["variant"], "num_actions": record["num_actions"]}))
+    assert load_agent(str(tmp_path / "ckpt")).num_actions == 3
+    assert not has_model_record(str(tmp_path / "empty"))
+
+
+def test_old_public_names_still_work():
+    code = ("import s3ta_tf; from s3ta_tf import agent_config, build_agent, Agent, AgentNet, build_agent_net; "
+            "m = build_agent(agent_config('small'), 'lstm', 3); "
+            "assert isinstance(m, AgentNet) and Agent is AgentNet and build_agent is build_agent_net")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_qualify():
+    assert qualify("train", ["seed=1", "model.x=2"]) == ["train.seed=1", "model.x=2"]
