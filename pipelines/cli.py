@@ -11,10 +11,14 @@ import argparse
 import importlib
 import os
 import sys
+import types
 
 # Before anything imports TensorFlow: hide its C++ INFO/WARNING/ERROR start-up noise on CPU-only
 # machines (e.g. "Unable to register cuDNN factory"); real failures still raise Python errors.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# tf_agents imports the old `gym`, whose package prints a banner about gymnasium and NumPy 2 on
+# stderr at import; s3ta uses gymnasium, so the banner would only precede every message.
+sys.modules.setdefault("gym_notices.notices", types.SimpleNamespace(notices={}))
 
 # (module, one-line summary); the module registers the subcommand(s) it names.
 SUBCOMMANDS = [
@@ -33,7 +37,14 @@ SUBCOMMANDS = [
 
 
 class CliError(Exception):
-    """A user-facing error: printed as ``s3ta: error: ...`` with exit code 2, no traceback."""
+    """A user-facing error: printed as ``s3ta: error: ...`` with exit code ``exit_code`` (2:
+    bad input), no traceback."""
+    exit_code = 2
+
+
+class DivergenceError(CliError):
+    """Training cannot go on: the updates keep coming out non-finite (exit code 1)."""
+    exit_code = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,12 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import logging
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TF's Python warnings are noise here
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (CliError, ValueError, FileNotFoundError) as e:
-        parser.exit(2, f"s3ta {args.command}: error: {e}\n")
+        parser.exit(getattr(e, "exit_code", 2), f"s3ta {args.command}: error: {e}\n")
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -10,6 +10,8 @@ checkpoint behind.
 """
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
 from s3ta_tf.config import AgentConfig, from_dict
@@ -51,8 +53,39 @@ def restore_model(model: AgentNet, directory: str) -> str:
     if latest is None:
         raise FileNotFoundError(f"{directory}: no TensorFlow checkpoint found (expected files "
                                 f"'checkpoint', 'ckpt-N.index', 'ckpt-N.data-*')")
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
+    try:
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ValueError(mismatch_message(model, latest, e)) from None
     return latest
+
+
+def mismatch_message(model: AgentNet, checkpoint: str, error: BaseException) -> str:
+    """One paragraph on why ``checkpoint`` does not fit ``model``: what the checkpoint holds
+    (from its run record, when there is one) against what was built, and a variable that
+    differs — instead of TensorFlow's dump of every tensor."""
+    from s3ta_tf.config import to_dict
+
+    saved = {name: shape for name, shape in tf.train.list_variables(checkpoint)
+             if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
+             and name.endswith("VARIABLE_VALUE")}
+    built = f"a {model.variant} network with {model.num_actions} actions ({len(model.variables)} variables)"
+    text = f"the checkpoint {checkpoint} ({len(saved)} network variables) does not fit {built}"
+    directory = os.path.dirname(checkpoint)
+    if has_model_record(directory):
+        record = read_record(directory, search_parent=True)
+        theirs, mine = record["agent_config"], to_dict(model.config)
+        fields = [f"{k}={theirs[k]!r} (built: {mine[k]!r})" for k in sorted(set(theirs) & set(mine))
+                  if k != "precision" and json_equal(theirs[k]) != json_equal(mine[k])]
+        text += (f"; its run record says a {record['variant']} network with {record['num_actions']} "
+                 f"actions" + (", " + ", ".join(fields[:6]) if fields else ""))
+    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return (text + f". Build the model with the checkpoint's --preset/--agent/--set (or let its run.json "
+            f"rebuild it). TensorFlow said: {first}")
+
+
+def json_equal(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def load_agent(directory: str) -> AgentNet:

@@ -61,7 +61,8 @@ class ServingModule(tf.Module):
         model = self._agent.model
         expected = {"observation": model.config.observation_shape, "prev_action": (), "prev_reward": ()}
         expected.update({STATE_PREFIX + k: s.shape.as_list() for k, s in model.state_spec.items()})
-        with tf.control_dependencies(assert_runtime_shapes(inputs, expected)):
+        checks = assert_runtime_shapes(inputs, expected) + assert_input_values(inputs, model.num_actions)
+        with tf.control_dependencies(checks):
             inputs = {k: tf.identity(v) for k, v in inputs.items()}
         state = {k[len(STATE_PREFIX):]: v for k, v in inputs.items() if k.startswith(STATE_PREFIX)}
         out, new_state = self._agent.model.step(inputs["observation"], inputs["prev_action"], inputs["prev_reward"], state)
@@ -77,6 +78,38 @@ class ServingModule(tf.Module):
         return state or {"empty": tf.zeros([batch_size, 0])}
 
 
+def assert_input_values(inputs: dict, num_actions: int) -> list:
+    """Graph-time value checks of a step's inputs: ``prev_action`` in ``[0, num_actions)``, and
+    ``prev_reward`` and every state tensor finite. The error names the input and its range."""
+    ops = [
+        tf.debugging.assert_greater_equal(
+            inputs["prev_action"], 0, message=f"prev_action: expected int32 [B] in [0, {num_actions})"),
+        tf.debugging.assert_less(
+            inputs["prev_action"], num_actions, message=f"prev_action: expected int32 [B] in [0, {num_actions})"),
+    ]
+    for k, x in inputs.items():
+        if x.dtype.is_floating:
+            ops.append(tf.debugging.assert_equal(
+                tf.reduce_all(tf.math.is_finite(x)), True,
+                message=f"{k}: expected finite float32 values (got NaN or inf)"))
+    return ops
+
+
+def check_export_target(out_dir: str) -> None:
+    """``out_dir`` must be new, empty, or a previous s3ta export (which is then replaced):
+    anything else would be lost, so it raises ValueError naming what is there."""
+    if not os.path.lexists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir} is an existing file; expected a new directory, an empty one "
+                         f"or a previous s3ta export to replace")
+    entries = os.listdir(out_dir)
+    if entries and not os.path.isfile(os.path.join(out_dir, "assets.extra", CONFIG_FILE)):
+        shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ValueError(f"--out {out_dir} is a non-empty directory that is not an s3ta export "
+                         f"(it holds {shown}); choose a new directory: nothing was written")
+
+
 def model_metadata(model: AgentNet) -> dict:
     from s3ta_tf.config import to_dict
     return {"config": to_dict(model.config), "variant": model.variant, "num_actions": model.num_actions,
@@ -84,8 +117,10 @@ def model_metadata(model: AgentNet) -> dict:
 
 
 def export_saved_model(model: AgentNet, out_dir: str) -> str:
-    """Writes the SavedModel to ``out_dir`` atomically (a sibling temp dir, then a rename)."""
+    """Writes the SavedModel to ``out_dir`` atomically (a sibling temp dir, then a rename).
+    ``out_dir`` must be new, empty or a previous export (:func:`check_export_target`)."""
     out_dir = os.path.abspath(out_dir)
+    check_export_target(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     module = ServingModule(model)
@@ -97,9 +132,9 @@ def export_saved_model(model: AgentNet, out_dir: str) -> str:
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
         with open(os.path.join(tmp, "assets.extra", CONFIG_FILE), "w") as f:
             json.dump(model_metadata(model), f, indent=2)
-        if os.path.exists(out_dir):
-            old = out_dir + ".old"
-            shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(out_dir):  # a previous export (or an empty directory): swap it out
+            old = tempfile.mkdtemp(prefix=".export-old-", dir=parent)
+            os.rmdir(old)
             os.replace(out_dir, old)
             os.replace(tmp, out_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -36,9 +36,13 @@ def write_record(directory: str, record: dict) -> str:
 
 
 def record_path(directory: str, search_parent: bool = False) -> Optional[str]:
-    """The record of ``directory`` (``run.json``, else a legacy file), or of its parent when
-    ``search_parent``; None if there is none."""
-    places = [directory] + ([os.path.dirname(os.path.abspath(directory))] if search_parent else [])
+    """The record of ``directory`` (``run.json``, else a legacy file), or with ``search_parent``
+    of its parent when ``directory`` is a run's ``checkpoints``; None if there is none."""
+    parent = os.path.dirname(os.path.abspath(directory))
+    # Only a learner's ROOT/checkpoints looks into its parent: another directory's parent may
+    # hold an unrelated config.json.
+    search_parent = search_parent and os.path.basename(os.path.abspath(directory)) == "checkpoints"
+    places = [directory] + ([parent] if search_parent else [])
     for place in places:
         for name in (RUN_FILE,) + LEGACY_FILES:
             path = os.path.join(place, name)

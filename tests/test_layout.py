@@ -77,7 +77,7 @@ def test_one_run_record_and_legacy_records_still_read(tmp_path):
     record = read_record(str(tmp_path / "checkpoints"), search_parent=True)
     assert record["kind"] == "rl" and record["num_actions"] == 7
     assert record["overrides"] == ["model.num_heads=1", "train.seed=2", "train.env_id=MiniGrid-Empty-5x5-v0"]
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match="holds another run"):
         RunSpec.from_args("small", "attention", ["model.num_heads=2"]).write_or_check(str(tmp_path), 7)
     # A run root written before the layout (config.json) resumes, and gains a run.json.
     legacy = tmp_path / "legacy"

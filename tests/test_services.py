@@ -178,7 +178,7 @@ def test_learner_skips_a_non_finite_update_and_never_checkpoints_it(server, tmp_
     assert progress["train_step"] == 1 and progress["nonfinite_updates"] == 1
     config = json.loads((tmp_path / "run.json").read_text())
     assert config["variant"] == "attention" and config["num_actions"] == 7
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match="holds another run"):
         Learner(RunSpec.from_args("small", "lstm", MODEL_SET + ["train.unroll_length=5"], env_id=ENV),
                 address, str(tmp_path), StopFlag())
 
@@ -222,7 +222,7 @@ def test_bad_run_flags_are_reported_before_anything_starts(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["train", "--env", ENV, "--preset", "small", "--set", "train.queue_size=4",
               "--root-dir", str(tmp_path)])
-    assert "queue_size (4) must be >= batch_size" in capsys.readouterr().err
+    assert "queue_size (4) must be >= train.batch_size" in capsys.readouterr().err
     assert not os.listdir(tmp_path)  # nothing was started
 
 

@@ -147,3 +147,8 @@ def test_ctrl_c_stops_every_service_after_a_final_checkpoint(run):
     import tensorflow as tf
     latest = tf.train.latest_checkpoint(os.path.join(run.root, "checkpoints"))
     assert latest is not None and int(latest.rsplit("-", 1)[1]) == run.train_step()
+    # A clean stop exports the newest weights, and the last line points only at what exists.
+    export = os.path.join(run.root, "export", "latest")
+    assert os.path.exists(os.path.join(export, "saved_model.pb"))
+    last = [line for line in open(os.path.join(run.root, "launcher.out")) if "train: done" in line][-1]
+    assert f"SavedModel: {export}" in last

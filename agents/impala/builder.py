@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Optional, Sequence
 
 from agents.impala.config import TRAIN_PRESETS, TrainConfig, train_config
@@ -76,20 +77,47 @@ class RunSpec:
                 "overrides": list(self.overrides),
                 "agent_config": to_dict(self.agent), "train_config": to_dict(self.train)}
 
-    def write_or_check(self, root_dir: str, num_actions: int) -> None:
+    def write_or_check(self, root_dir: str, num_actions: int, fine_tune_from: Optional[str] = None) -> None:
         """Writes ``root_dir/run.json`` (atomically), or checks that an existing record (also a
-        legacy ``config.json``) describes the same model (variant, AgentConfig, num_actions)
-        and raises ValueError if not."""
+        legacy ``config.json``) describes this run — the model, the environment and every
+        learning setting (:data:`agents.impala.config.RESUMABLE_FIELDS` may change: run length,
+        actors, intervals) — and raises ValueError naming each differing field if not."""
+        write_record(root_dir, self.check_record(root_dir, num_actions, fine_tune_from))
+
+    def check_record(self, root_dir: str, num_actions: int, fine_tune_from: Optional[str] = None) -> dict:
+        """The record this run would write to ``root_dir``; ValueError (naming every differing
+        field) if ``root_dir`` already records another run."""
         mine = json.loads(json.dumps(self.to_json(num_actions)))  # tuples -> lists, as stored
+        if fine_tune_from:
+            mine["fine_tuned_from"] = os.path.abspath(fine_tune_from)
         path = record_path(root_dir)
         if path is not None:
             theirs = read_record(root_dir)
-            for key in ("variant", "num_actions", "agent_config"):
-                a, b = theirs.get(key), mine[key]
-                if key == "agent_config" and isinstance(a, dict):  # compute precision may differ by machine
-                    a, b = {**a, "precision": None}, {**b, "precision": None}
-                if a != b:
-                    raise ValueError(
-                        f"{path} describes a different run ({key}: {theirs.get(key)!r}, this run: "
-                        f"{mine[key]!r}); use another --root-dir or the same model flags to resume")
-        write_record(root_dir, mine)
+            differences = record_differences(theirs, mine)
+            if differences:
+                raise ValueError(
+                    f"{root_dir} holds another run ({os.path.basename(path)}): " + "; ".join(differences)
+                    + ". Resume it with the same flags, use a new --root-dir, or start a new run from "
+                      f"its weights: --root-dir NEW --fine-tune-from {root_dir}")
+            if theirs.get("fine_tuned_from"):
+                mine["fine_tuned_from"] = theirs["fine_tuned_from"]
+        return {k: v for k, v in mine.items() if v is not None}
+
+
+def record_differences(theirs: dict, mine: dict) -> list:
+    """``["section.field: recorded A, this run B", ...]`` for the fields that make two records
+    different runs. Compute precision may differ (machines differ); fields that only one of the
+    records knows (added or removed since) are not compared."""
+    from agents.impala.config import RESUMABLE_FIELDS
+
+    out = []
+    for key, label in (("variant", "agent"), ("num_actions", "num_actions"), ("env_id", "env")):
+        if key in theirs and theirs[key] != mine[key]:
+            out.append(f"{label}: recorded {theirs[key]!r}, this run {mine[key]!r}")
+    for key, section, skip in (("agent_config", "model", {"precision"}),
+                               ("train_config", "train", set(RESUMABLE_FIELDS) | {"env_id"})):
+        a, b = theirs.get(key) or {}, mine.get(key) or {}
+        for field in sorted(set(a) & set(b) - skip):
+            if a[field] != b[field]:
+                out.append(f"{section}.{field}: recorded {a[field]!r}, this run {b[field]!r}")
+    return out

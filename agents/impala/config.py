@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from s3ta_tf.config.overrides import from_preset
+from s3ta_tf.config.overrides import check_ranges, from_preset
 
 GRADIENT_CLIP_MODES = ("global_norm", "value")
 OPTIMIZERS = ("rmsprop", "adam")
@@ -78,24 +78,36 @@ class TrainConfig:
                     "summary_interval", "checkpoints_to_keep")
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        check_ranges(self, "train", non_negative=("noop_max", "export_interval_steps", "seed"),
+                     positive=("max_episode_frames",),
+                     positive_float=("clip_rho_threshold", "clip_pg_rho_threshold", "clip_c_threshold",
+                                     "adam_epsilon", "checkpoint_interval_secs"),
+                     non_negative_float=("baseline_cost", "entropy_cost"))
         if not 0.0 <= self.discount <= 1.0:
-            raise ValueError(f"TrainConfig.discount must be in [0, 1], got {self.discount}")
+            raise ValueError(f"train.discount must be in [0, 1], got {self.discount}")
         if self.learning_rate <= 0 or self.rmsprop_epsilon <= 0 or self.gradient_clip <= 0:
-            raise ValueError("TrainConfig.learning_rate, rmsprop_epsilon and gradient_clip must be > 0")
+            raise ValueError("train.learning_rate, rmsprop_epsilon and gradient_clip must be > 0")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.gradient_clip_mode not in GRADIENT_CLIP_MODES:
-            raise ValueError(f"TrainConfig.gradient_clip_mode must be one of {GRADIENT_CLIP_MODES}, "
+            raise ValueError(f"train.gradient_clip_mode must be one of {GRADIENT_CLIP_MODES}, "
                              f"got {self.gradient_clip_mode!r}")
         if self.queue_size < self.batch_size:
-            raise ValueError(f"TrainConfig.queue_size ({self.queue_size}) must be >= batch_size "
+            raise ValueError(f"train.queue_size ({self.queue_size}) must be >= train.batch_size "
                              f"({self.batch_size})")
 
     @property
     def sequence_length(self) -> int:
         """Steps stored per trajectory: the unroll plus the bootstrap step shared with the next."""
         return self.unroll_length + 1
+
+
+# TrainConfig fields a resumed run may change: how long it runs and how it is spread over
+# processes, not what it learns (every other field must match the run's record).
+RESUMABLE_FIELDS = ("max_frames", "num_actors", "envs_per_actor", "queue_size", "variable_pull_interval",
+                    "variable_push_interval", "summary_interval", "jit_compile", "checkpoint_interval_secs",
+                    "checkpoints_to_keep", "export_interval_steps")
 
 
 TRAIN_PRESETS = {

@@ -73,9 +73,15 @@ class SavedModelStepper:
         from s3ta_tf.export import STATE_PREFIX, load_metadata
         meta = load_metadata(export_dir)
         self._prefix = STATE_PREFIX
-        self._loaded = tf.saved_model.load(export_dir)
-        self._serve = self._loaded.signatures["serving_default"]
-        self._init = self._loaded.signatures["initial_state"]
+        try:
+            self._loaded = tf.saved_model.load(export_dir)
+            self._serve = self._loaded.signatures["serving_default"]
+            self._init = self._loaded.signatures["initial_state"]
+        except Exception as e:  # noqa: BLE001 (protobuf, OS and TF errors alike: a damaged export)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ValueError(f"{export_dir} cannot be loaded as a SavedModel ({type(e).__name__}: {first}); "
+                             f"the export is damaged or incomplete (e.g. a truncated saved_model.pb): "
+                             f"export it again with 's3ta export' or use the run's export/latest") from None
         self.observation_shape = tuple(meta["config"]["observation_shape"])
         self.num_actions = int(meta["num_actions"])
         self.variant = meta["variant"]

@@ -153,6 +153,7 @@ def load_dataset(name: str, data_dir: str, manual_dir: Optional[str] = None,
         if not builder.info.splits:
             raise ValueError(f"{manual_dir} holds no images in the layout "
                              f"<split>/<label>/<image>.png|jpg")
+        scan_image_folder(manual_dir, data_dir)
     else:
         builder = _builder_by_name(name, data_dir)
         if not _is_prepared(builder):
@@ -166,6 +167,44 @@ def load_dataset(name: str, data_dir: str, manual_dir: Optional[str] = None,
                                         f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS.strip()}")
             builder.download_and_prepare(download_config=_download_config(manual_dir))
     return describe_builder(name, builder)
+
+
+def scan_image_folder(manual_dir: str, data_dir: str) -> dict:
+    """Finds the images of an image folder that cannot be read (empty, truncated or not an
+    image); the input pipeline skips them (``ignore_errors``). Names them on stderr and in
+    ``data_dir/image_folder_summary.json``; returns that summary."""
+    import sys
+
+    from PIL import Image
+
+    from s3ta_tf.atomic_io import write_json_atomic
+
+    bad, total = [], 0
+    for dirpath, _, files in sorted(os.walk(manual_dir)):
+        for name in sorted(files):
+            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            total += 1
+            path = os.path.join(dirpath, name)
+            try:
+                with Image.open(path) as im:
+                    im.load()  # decodes: a truncated file fails here, a header-only check would not
+            except Exception as e:  # noqa: BLE001 (PIL raises many kinds for a bad file)
+                reason = "empty file" if os.path.getsize(path) == 0 else f"{type(e).__name__}: {e}"
+                bad.append({"file": os.path.relpath(path, manual_dir), "reason": reason[:200]})
+    summary = {"manual_dir": os.path.abspath(manual_dir), "images": total, "skipped": len(bad),
+               "skipped_files": bad}
+    os.makedirs(data_dir, exist_ok=True)
+    write_json_atomic(os.path.join(data_dir, "image_folder_summary.json"), summary)
+    if bad:
+        names = ", ".join(f"{b['file']} ({b['reason']})" for b in bad[:5])
+        print(f"image_folder: skipping {len(bad)} of {total} images that cannot be read: {names}"
+              + (" ..." if len(bad) > 5 else "") + f" (all in {data_dir}/image_folder_summary.json)",
+              file=sys.stderr)
+    return summary
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 def describe_builder(name: str, builder: tfds.core.DatasetBuilder) -> LoadedDataset:
@@ -291,5 +330,7 @@ def make_pipeline(data: LoadedDataset, split: str, cfg: ClassifyDataConfig, batc
         ds = ds.repeat()
     ds = ds.map(lambda ex: (prep(ex[key]), tf.cast(ex["label"], tf.int32)),
                 num_parallel_calls=tf.data.AUTOTUNE)
+    if data.name == "image_folder":
+        ds = ds.ignore_errors()  # unreadable images (named by scan_image_folder) are skipped
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -5,8 +5,10 @@ each boundary), weight decay as an L2 penalty ``wd · Σ ½‖W‖²`` on every 
 on the final accumulated logits, and the T curriculum (``train.curriculum_seq_len`` until
 ``train.curriculum_steps``, then the requested T; one traced step function per T).
 Progress bar with images/s and ETA, TensorBoard scalars, atomic checkpoints every
-``train.checkpoint_every`` steps and at the end; a rerun with the same ``--root-dir``
-resumes from the latest checkpoint.
+``train.checkpoint_every`` steps, at the end and at SIGINT/SIGTERM; a rerun with the same
+``--root-dir`` resumes from the latest checkpoint. A step whose loss or gradients are not finite
+is skipped and counted (``nonfinite_steps``); after ``MAX_CONSECUTIVE_NONFINITE`` in a row training
+stops with :class:`pipelines.cli.DivergenceError`. Non-finite weights are never checkpointed.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from pipelines.classify.data import LoadedDataset, load_dataset, make_pipeline
 from pipelines.classify.run import (RunInfo, build_model, checkpoint_dir, load_run_info,
                                     save_run_info)
 from pipelines.classify.config import ClassifyConfig, ClassifyTrainConfig
+
+MAX_CONSECUTIVE_NONFINITE = 20  # skipped steps in a row before training gives up
 
 
 def learning_rate_schedule(cfg: ClassifyTrainConfig, seq_len: int):
@@ -58,14 +62,25 @@ def make_train_step(model, optimizer, weight_decay: float, grad_clip_norm: float
             loss = ce + weight_decay_penalty(model, weight_decay)
         grads = tape.gradient(loss, model.trainable_variables)
         norm = tf.linalg.global_norm(grads)
+        finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(norm))
         if grad_clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, grad_clip_norm, use_norm=norm)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+        def apply():
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return tf.constant(True)
+
+        applied = tf.cond(finite, apply, lambda: tf.constant(False))  # a non-finite step is skipped
         correct = tf.equal(tf.argmax(out["logits"], -1, output_type=tf.int32), labels)
         return {"loss": loss, "cross_entropy": ce, "gradient_norm": norm,
-                "accuracy": tf.reduce_mean(tf.cast(correct, tf.float32))}
+                "accuracy": tf.reduce_mean(tf.cast(correct, tf.float32)), "applied": applied}
 
     return step
+
+
+def variables_finite(model) -> bool:
+    return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in model.variables
+               if v.dtype.is_floating)
 
 
 def make_optimizer(cfg: ClassifyTrainConfig, seq_len: int) -> tf.keras.optimizers.Optimizer:
@@ -113,14 +128,31 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
     step_fn = make_train_step(model, optimizer, tcfg.weight_decay, tcfg.grad_clip_norm)
     batches = iter(make_pipeline(data, "train", cfg.data, tcfg.batch_size, training=True,
                                  seed=seed))
+    from pipelines.cli import DivergenceError
+    from pipelines.rl.lifecycle import StopFlag
+
+    stop = StopFlag().install()
     metrics, t_window, n_window = {}, time.perf_counter(), 0
+    nonfinite, in_a_row = 0, 0
     bar = tqdm(total=total, initial=start, disable=not progress, unit="step", desc="train",
                dynamic_ncols=True)
     step = start
-    while step < total:
+    while step < total and not stop.is_set():
         t = tcfg.seq_len_at(step, seq_len) if not data.is_video else seq_len
         inputs, labels = next(batches)
         metrics = {k: float(v) for k, v in step_fn(inputs, labels, t).items()}
+        if not metrics.pop("applied"):
+            nonfinite, in_a_row = nonfinite + 1, in_a_row + 1
+            bar.write(f"step {step}: loss {metrics['loss']}, gradient norm {metrics['gradient_norm']}: "
+                      f"not finite, update skipped ({in_a_row} in a row)")
+            if in_a_row >= MAX_CONSECUTIVE_NONFINITE:
+                bar.close()
+                raise DivergenceError(
+                    f"{in_a_row} training steps in a row had a non-finite loss or gradient (at step "
+                    f"{step}); stopped. The last finite checkpoint is {manager.latest_checkpoint}. "
+                    f"Lower train.learning_rate or set train.grad_clip_norm")
+            continue
+        in_a_row = 0
         step = int(optimizer.iterations.numpy())
         n_window += int(labels.shape[0])
         bar.update(1)
@@ -136,11 +168,15 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
                                   float(optimizer.learning_rate.numpy()))
                 tf.summary.scalar("train/seq_len", t)
                 tf.summary.scalar("train/images_per_second", rate)
-        if step % tcfg.checkpoint_every == 0:
+        if step % tcfg.checkpoint_every == 0 and variables_finite(model):
             manager.save(checkpoint_number=step)
     bar.close()
-    if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
+    saved = manager.latest_checkpoint is not None and manager.latest_checkpoint.endswith(f"-{step}")
+    if not saved and variables_finite(model):
         manager.save(checkpoint_number=step)
     writer.flush()
-    return {"step": step, "resumed_from": start, "checkpoint": manager.latest_checkpoint,
-            **metrics}
+    result = {"step": step, "resumed_from": start, "checkpoint": manager.latest_checkpoint,
+              "nonfinite_steps": nonfinite, **metrics}
+    if stop.is_set():
+        result["stopped"] = stop.signal_name
+    return result

@@ -113,18 +113,30 @@ def _train(args) -> int:
         overrides.append(f"model.precision={resolve_precision(args.precision)[0]}")
     preset = args.preset or _DEFAULT_PRESET.get(args.dataset, "small")
     cfg = classify_config(preset, overrides, seq_len=args.seq_len)
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.seq_len is not None and args.seq_len < 1:
+        raise ValueError(f"--seq-len must be >= 1, got {args.seq_len}")
     result = train(cfg, args.dataset, args.data_dir, args.root_dir, args.manual_dir,
                    variant=args.variant, steps=args.steps, seed=args.seed,
                    progress=not args.no_progress)
-    print(json.dumps(result, indent=2))
-    return 0
+    print(json_text(result))
+    stopped = result.get("stopped")
+    return {"SIGINT": 130, "SIGTERM": 143}.get(stopped, 0)
+
+
+def json_text(result: dict) -> str:
+    """Valid JSON: a non-finite number (a diverged metric) is written as null."""
+    import math
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+    return json.dumps(clean, indent=2, allow_nan=False)
 
 
 def _eval(args) -> int:
     from pipelines.classify.evaluate import evaluate
     result = evaluate(args.root_dir, args.data_dir, args.manual_dir, args.split,
                       args.batch_size, args.max_examples, progress=not args.no_progress)
-    print(json.dumps(result, indent=2))
+    print(json_text(result))
     return 0
 
 

@@ -159,6 +159,14 @@ def add_root_dir(p: argparse.ArgumentParser, required: bool, help: str | None = 
                                 "episode logs (env S3TA_ROOT_DIR)")
 
 
+def add_fine_tune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fine-tune-from", default=None, metavar="DIR",
+                   help="start a new run (a --root-dir without checkpoints) from the weights of another "
+                        "run's latest checkpoint (its root or checkpoints directory): e.g. the same agent "
+                        "on another game. Recorded in run.json; ignored when the root already has "
+                        "checkpoints (it resumes)")
+
+
 def add_threads(p: argparse.ArgumentParser, default: int) -> None:
     p.add_argument("--tf-threads", type=int, default=int(env("S3TA_TF_THREADS", default)),
                    help=f"TensorFlow intra-op threads (0: all cores; env S3TA_TF_THREADS; default {default})")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pipelines.commands.flags import (add_replay_address, add_root_dir, add_run_args, add_threads,
-                                      configure_threads, run_spec_from_args)
+                                      add_fine_tune, configure_threads, run_spec_from_args)
 
 
 def register(sub):
@@ -21,6 +21,7 @@ def register(sub):
     p.add_argument("--max-frames", type=int, default=None,
                    help="stop after consuming this many emulator frames (default: the preset's max_frames)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many updates (this session)")
+    add_fine_tune(p)
     add_threads(p, default=0)
     p.set_defaults(func=run)
 
@@ -34,4 +35,4 @@ def run(args) -> int:
     configure_threads(args.tf_threads)
     stop = StopFlag().install()
     return run_learner(run_spec_from_args(args), args.replay_address, args.root_dir, stop,
-                       max_steps=args.max_steps)
+                       max_steps=args.max_steps, fine_tune_from=args.fine_tune_from)

@@ -19,6 +19,8 @@ def run(args) -> int:
     from pipelines.rl.lifecycle import StopFlag
     from pipelines.rl.replay import serve
 
-    if not 0 <= args.port < 65536:
-        raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+    from pipelines.rl.replay import check_port_free
+    check_port_free(args.port)
+    if args.queue_size < 1:
+        raise ValueError(f"--queue-size must be >= 1, got {args.queue_size}")
     return serve(args.port, args.queue_size, StopFlag().install())

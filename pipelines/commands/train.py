@@ -1,10 +1,11 @@
 """``s3ta train``: replay + learner + actors on localhost, with a progress line."""
 from __future__ import annotations
 
+import os
 import time
 
 from agents.impala.config import DEMO
-from pipelines.commands.flags import add_root_dir, add_run_args, env, run_spec_from_args
+from pipelines.commands.flags import add_fine_tune, add_root_dir, add_run_args, env, run_spec_from_args
 
 def register(sub):
     p = sub.add_parser(
@@ -31,6 +32,7 @@ def register(sub):
     p.add_argument("--actor-threads", type=int, default=1, help="TensorFlow threads per actor (default 1)")
     p.add_argument("--learner-threads", type=int, default=0,
                    help="TensorFlow threads for the learner (default 0: all cores)")
+    add_fine_tune(p)
     p.set_defaults(func=run)
 
 
@@ -55,13 +57,15 @@ def run(args) -> int:
     spec = run_spec_from_args(args)  # validates every flag before any process starts
     if args.precision:
         log(f"train: precision {spec.agent.precision} ({resolve_precision(args.precision)[1]})")
-    max_frames = args.max_frames or (DEMO["max_frames"] if demo else spec.train.max_frames)
-    actors = args.actors or (DEMO["actors"] if demo else spec.train.num_actors)
+    def pick(value, demo_value, preset_value):
+        return value if value is not None else (demo_value if demo else preset_value)
+
+    max_frames = pick(args.max_frames, DEMO["max_frames"], spec.train.max_frames)
+    actors = pick(args.actors, DEMO["actors"], spec.train.num_actors)
     root_dir = args.root_dir or (DEMO["root_dir"] if demo else None)
     if root_dir is None:
         raise ValueError("--root-dir is required (or set S3TA_ROOT_DIR)")
-    if actors < 1 or max_frames < 1:
-        raise ValueError(f"--actors and --max-frames must be >= 1, got {actors} and {max_frames}")
+    preflight(spec, root_dir, args)
     run_args = ["--env", spec.train.env_id, "--preset", spec.preset, "--agent", args.agent]
     for item in spec.overrides:
         if not item.startswith(("model.precision=", "train.env_id=")):  # passed as --precision/--env
@@ -71,9 +75,12 @@ def run(args) -> int:
     actor_args = ["--tf-threads", str(args.actor_threads)]
     if args.envs_per_actor:
         actor_args += ["--num-envs", str(args.envs_per_actor)]
+    learner_args = ["--tf-threads", str(args.learner_threads)]
+    if args.fine_tune_from:
+        learner_args += ["--fine-tune-from", args.fine_tune_from]
     launcher = Launcher(root_dir, run_args, actors, max_frames, replay_port=args.replay_port,
                         queue_size=spec.train.queue_size,
-                        learner_args=["--tf-threads", str(args.learner_threads)],
+                        learner_args=learner_args,
                         actor_args=actor_args, stop=StopFlag().install())
     start = time.time()
     code = launcher.run()
@@ -100,3 +107,45 @@ def report_reached(launcher, root_dir: str, seconds: float, demo: bool) -> None:
         line += (f" ({verdict}: target {DEMO['target_return']:.2f}; a random policy scores about 0.18, "
                  f"the best possible about 0.955)")
     log(line)
+
+
+def check_root_dir(root_dir: str) -> None:
+    """The run's root must be (or become) a writable directory: ValueError naming the fault."""
+    if os.path.lexists(root_dir) and not os.path.isdir(root_dir):
+        raise ValueError(f"--root-dir {root_dir} is a file; expected a directory (new or a run to resume)")
+    try:
+        os.makedirs(root_dir, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--root-dir {root_dir} lies under a file; expected a directory path") from None
+    except OSError as e:
+        raise ValueError(f"--root-dir {root_dir} cannot be created ({e.strerror})") from None
+    probe = os.path.join(root_dir, f".write-test-{os.getpid()}")
+    try:
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"--root-dir {root_dir} cannot be written ({e.strerror})") from None
+
+
+def preflight(spec, root_dir: str, args) -> int:
+    """Every check that can fail before a service starts; returns the action count."""
+    for flag, value, low in (("--max-frames", args.max_frames, 1), ("--actors", args.actors, 1),
+                             ("--envs-per-actor", args.envs_per_actor, 1),
+                             ("--actor-threads", args.actor_threads, 0),
+                             ("--learner-threads", args.learner_threads, 0)):
+        if value is not None and value < low:
+            raise ValueError(f"{flag} must be >= {low}, got {value}")
+    from pipelines.rl.replay import check_port_free
+
+    check_root_dir(root_dir)
+    if args.replay_port is not None:
+        check_port_free(args.replay_port, "--replay-port")
+    env = spec.make_environment(seed=spec.train.seed)   # an unknown id fails here, not in a service
+    num_actions = env.num_actions
+    env.close()
+    spec.check_record(root_dir, num_actions, args.fine_tune_from)
+    if args.fine_tune_from:
+        from pipelines.rl.learner import checkpoint_to_fine_tune
+        checkpoint_to_fine_tune(args.fine_tune_from)
+    return num_actions

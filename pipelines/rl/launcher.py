@@ -211,11 +211,24 @@ class Launcher:
         self._show_progress(final=True)
         code = self.learner.poll() or 0
         if code == 0:
-            export = os.path.join(self.root_dir, "export", "latest")
-            log(f"train: done. SavedModel: {export}; checkpoints: {os.path.join(self.root_dir, 'checkpoints')}; "
-                f"TensorBoard: tensorboard --logdir {os.path.join(self.root_dir, 'summaries')}; "
-                f"look inside: s3ta analyze --model {export} --env ENV_ID --steps 300 --out DIR")
+            log("train: done. " + self._what_exists())
         return code
+
+    def _what_exists(self) -> str:
+        """Where the run's results are: only the files that exist (a run stopped before its
+        first update has no export)."""
+        export = os.path.join(self.root_dir, "export", "latest")
+        checkpoints = os.path.join(self.root_dir, "checkpoints")
+        parts = []
+        if os.path.exists(os.path.join(export, "saved_model.pb")):
+            parts.append(f"SavedModel: {export}")
+        if os.path.exists(os.path.join(checkpoints, "checkpoint")):
+            parts.append(f"checkpoints: {checkpoints}")
+        if os.path.isdir(os.path.join(self.root_dir, "summaries")):
+            parts.append(f"TensorBoard: tensorboard --logdir {os.path.join(self.root_dir, 'summaries')}")
+        if os.path.exists(os.path.join(export, "saved_model.pb")):
+            parts.append(f"look inside: s3ta analyze --model {export} --env ENV_ID --steps 300 --out DIR")
+        return "; ".join(parts) if parts else "nothing was saved (the learner stopped before it started)"
 
     def _supervise(self) -> bool:
         """Restarts exited services; returns True when the run is finished."""

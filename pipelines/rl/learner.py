@@ -71,7 +71,8 @@ class DivergenceError(RuntimeError):
 class Learner:
     """Owns the agent, its checkpoint and summaries; :meth:`run` is the service loop."""
 
-    def __init__(self, spec: RunSpec, replay_address: str, root_dir: str, stop: StopFlag):
+    def __init__(self, spec: RunSpec, replay_address: str, root_dir: str, stop: StopFlag,
+                 fine_tune_from: Optional[str] = None):
         import reverb
 
         self.spec, self.address, self.root_dir, self.stop = spec, replay_address, root_dir, stop
@@ -81,7 +82,7 @@ class Learner:
         action_spec = tensor_spec.from_spec(env.action_spec())
         self.num_actions = env.num_actions
         env.close()
-        spec.write_or_check(root_dir, self.num_actions)
+        spec.write_or_check(root_dir, self.num_actions, fine_tune_from)
 
         self.network = spec.build_network(self.num_actions)
         self.agent = VTraceAgent(time_step_spec, action_spec, self.network, spec.train)
@@ -97,6 +98,8 @@ class Learner:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             log(f"learner: resumed from {self.manager.latest_checkpoint} at train step "
                 f"{self.train_step}, {int(self.frames.numpy())} frames")
+        elif fine_tune_from:
+            log(f"learner: starting from the weights of {fine_tune_weights(self.network.model, fine_tune_from)}")
         self.summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "summaries", "learner"))
         self.client = reverb.Client(replay_address)
         self.backoff = Backoff()
@@ -256,8 +259,8 @@ class Learner:
             self.save_checkpoint()
             self.write_progress(fps)
         done = int(self.frames.numpy()) >= t.max_frames
+        self.export()  # at the end and at a clean stop (Ctrl-C): the newest weights, ready to use
         if done:
-            self.export()
             self.push()
         log(f"learner: stopped at train step {self.train_step}, {int(self.frames.numpy())} frames "
             f"({'max frames reached' if done else self.stop.signal_name or 'stopped'})")
@@ -281,6 +284,25 @@ def finished_episode_returns(batch, unroll_length: int) -> list:
     return returns[step_type == ts.StepType.LAST].tolist()
 
 
+def checkpoint_to_fine_tune(source: str) -> str:
+    """The checkpoint directory of ``source`` (a run root or a checkpoint directory);
+    ValueError if it holds no checkpoint."""
+    directory = os.path.join(source, "checkpoints")
+    directory = directory if os.path.isdir(directory) else source
+    if not os.path.isdir(directory) or tf.train.latest_checkpoint(directory) is None:
+        raise ValueError(f"--fine-tune-from {source}: no checkpoint there; expected a run's root "
+                         f"directory or its checkpoints directory")
+    return directory
+
+
+def fine_tune_weights(model, source: str) -> str:
+    """Restores ``model``'s weights (not the optimiser's state, step or frame count) from the
+    latest checkpoint of ``source``: a run root or a checkpoint directory. Returns its path."""
+    from s3ta_tf.checkpoints import restore_model
+
+    return restore_model(model, checkpoint_to_fine_tune(source))
+
+
 def run_learner(spec: RunSpec, replay_address: str, root_dir: str, stop: StopFlag,
-                max_steps: Optional[int] = None) -> int:
-    return Learner(spec, replay_address, root_dir, stop).run(max_steps=max_steps)
+                max_steps: Optional[int] = None, fine_tune_from: Optional[str] = None) -> int:
+    return Learner(spec, replay_address, root_dir, stop, fine_tune_from).run(max_steps=max_steps)

@@ -5,6 +5,21 @@ from pipelines.rl.lifecycle import StopFlag, log
 from agents.impala.replay import TRAJECTORY_TABLE, VARIABLES_TABLE, make_tables
 
 
+def check_port_free(port: int, flag: str = "--port") -> None:
+    """ValueError naming ``flag`` if ``port`` is out of range or already taken (0: any port)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{flag} must be in [0, 65535], got {port}")
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            raise ValueError(f"{flag} {port}: the port is already in use; choose another one") from None
+
+
 def start_server(port: int, queue_size: int):
     """Starts (and returns) a ``reverb.Server`` on ``port`` (0: any free port)."""
     import reverb

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
-from s3ta_tf.config.overrides import from_preset
+from s3ta_tf.config.overrides import check_ranges, from_preset
 from s3ta_tf.precision import PRECISIONS
 
 AGENT_VARIANTS = ("attention", "fixed-query", "l2-keys", "feedforward", "lstm")
@@ -50,15 +50,23 @@ class AgentConfig:
     precision: str = "float32"
 
     def __post_init__(self):
-        if len(self.observation_shape) != 3 or self.observation_shape[-1] != 3:
-            raise ValueError(f"observation_shape must be (height, width, 3), got {self.observation_shape}")
+        if (len(self.observation_shape) != 3 or self.observation_shape[-1] != 3
+                or min(self.observation_shape) < 1):
+            raise ValueError(f"model.observation_shape must be height,width,3 with height and width >= 1, "
+                             f"got {','.join(map(str, self.observation_shape))}")
+        check_ranges(self, "model",
+                     positive=("conv_channels", "conv_kernels", "conv_strides", "convlstm_channels",
+                               "convlstm_kernel", "num_heads", "basis_frequencies", "query_hidden",
+                               "answer_hidden", "lstm_units", "head_hidden", "resnet_channels",
+                               "resnet_blocks", "resnet_dense"),
+                     positive_float=("reward_clip",), non_negative_float=("initial_query_scale",))
         if not (len(self.conv_channels) == len(self.conv_kernels) == len(self.conv_strides)):
-            raise ValueError("conv_channels, conv_kernels and conv_strides must have equal lengths")
+            raise ValueError("model.conv_channels, conv_kernels and conv_strides must have equal lengths")
         if not 0 < self.key_channels < self.convlstm_channels:
-            raise ValueError(f"key_channels must be in (0, convlstm_channels={self.convlstm_channels}), "
+            raise ValueError(f"model.key_channels must be in (0, convlstm_channels={self.convlstm_channels}), "
                              f"got {self.key_channels}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise ValueError(f"model.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     # Derived sizes (SPEC §1): never stored, always computed.
     @property

@@ -78,6 +78,24 @@ def apply_overrides(cfg, items: Iterable[str] | Mapping[str, Any] | None):
     return dataclasses.replace(cfg, **changes)
 
 
+def check_ranges(cfg, section: str, positive=(), non_negative=(), positive_float=(),
+                 non_negative_float=()) -> None:
+    """Raises ValueError naming ``section.field``, its value and the allowed range for the first
+    field out of range: ``positive`` ints (every element for tuples) >= 1, ``non_negative``
+    ints >= 0, ``positive_float`` > 0, ``non_negative_float`` >= 0."""
+    def values(name):
+        v = getattr(cfg, name)
+        return [] if v is None else list(v) if isinstance(v, (tuple, list)) else [v]
+
+    for names, ok, allowed in ((positive, lambda x: x >= 1, "integers >= 1"),
+                               (non_negative, lambda x: x >= 0, "integers >= 0"),
+                               (positive_float, lambda x: x > 0, "> 0"),
+                               (non_negative_float, lambda x: x >= 0, ">= 0")):
+        for name in names:
+            if not all(ok(x) for x in values(name)):
+                raise ValueError(f"{section}.{name} must be {allowed}, got {getattr(cfg, name)!r}")
+
+
 def to_dict(cfg) -> dict:
     """JSON-friendly dict of a config dataclass (tuples become lists)."""
     return dataclasses.asdict(cfg)

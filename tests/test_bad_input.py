@@ -1,0 +1,224 @@
+"""Bad input never costs data or shows a traceback (issue 11). Each case asserts the exit code,
+that the message names the fault, and for the data-loss cases that nothing the user had is
+lost. The table of these cases is docs/BAD_INPUT.md."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from agents.impala.builder import RunSpec
+from pipelines.cli import main
+from s3ta_tf import agent_config, build_agent_net
+from s3ta_tf.checkpoints import save_checkpoint
+from s3ta_tf.export import export_saved_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = "MiniGrid-Empty-5x5-v0"
+SMALL = ["--preset", "small", "--env", ENV, "--set", "model.observation_shape=24,24,3"]
+
+
+def fails(capsys, *argv, code=2):
+    """Runs ``s3ta argv`` in-process; returns stderr after checking the exit code and that no
+    traceback was printed."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    err = capsys.readouterr().err
+    assert exc.value.code == code, err
+    assert "Traceback" not in err
+    return err
+
+
+# ---------------------------------------------------------------- 1-3: data loss
+def test_export_refuses_a_directory_that_is_not_an_export(tmp_path, capsys):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "notes.txt").write_text("x")
+    err = fails(capsys, "export", "--preset", "small", "--num-actions", "7", "--out", str(out))
+    assert "non-empty directory that is not an s3ta export" in err and "notes.txt" in err
+    assert (out / "notes.txt").read_text() == "x" and sorted(os.listdir(out)) == ["notes.txt"]
+    a_file = tmp_path / "f"
+    a_file.write_text("keep")
+    err = fails(capsys, "export", "--preset", "small", "--num-actions", "7", "--out", str(a_file))
+    assert "is an existing file" in err and a_file.read_text() == "keep"
+    assert not (tmp_path / "f.old").exists()
+    # A previous export is replaced (atomically), and an empty directory is used.
+    (tmp_path / "e").mkdir()
+    assert main(["export", "--preset", "small", "--num-actions", "7", "--out", str(tmp_path / "e")]) == 0
+    assert main(["export", "--preset", "small", "--num-actions", "5", "--out", str(tmp_path / "e")]) == 0
+    meta = json.loads((tmp_path / "e" / "assets.extra" / "s3ta_config.json").read_text())
+    assert meta["num_actions"] == 5 and sorted(p.name for p in tmp_path.iterdir()) == ["d", "e", "f"]
+
+
+def test_train_refuses_a_root_that_records_another_run(tmp_path, capsys):
+    root = tmp_path / "run"
+    RunSpec.from_args("small", "attention", ["model.observation_shape=24,24,3"], env_id=ENV
+                      ).write_or_check(str(root), 7)
+    before = (root / "run.json").read_text()
+    err = fails(capsys, "train", *SMALL[:2], "--env", "MiniGrid-Empty-6x6-v0", "--set",
+                "model.observation_shape=24,24,3", "--root-dir", str(root))
+    assert "env: recorded 'MiniGrid-Empty-5x5-v0', this run 'MiniGrid-Empty-6x6-v0'" in err
+    assert "--fine-tune-from" in err
+    # Another agent or a learning setting: every differing field is named, no config dump.
+    err = fails(capsys, "train", *SMALL, "--agent", "lstm", "--set", "train.learning_rate=0.1",
+                "--root-dir", str(root))
+    assert "agent: recorded 'attention', this run 'lstm'" in err
+    assert "train.learning_rate: recorded 0.0005, this run 0.1" in err and "query_hidden" not in err
+    assert (root / "run.json").read_text() == before
+    # What may change on resume (run length, actors, intervals) is not a difference.
+    assert RunSpec.from_args("small", "attention", ["model.observation_shape=24,24,3", "train.max_frames=5",
+                                                    "train.num_actors=3"], env_id=ENV
+                             ).check_record(str(root), 7)["train_config"]["num_actors"] == 3
+
+
+def test_classify_skips_non_finite_steps_and_stops_without_saving_them(tmp_path, capsys):
+    from classify_fixtures import make_digits_folder
+    src = tmp_path / "digits"
+    make_digits_folder(str(src))
+    root = tmp_path / "run"
+    err = fails(capsys, "classify", "train", "--dataset", "image_folder", "--manual-dir", str(src),
+                "--data-dir", str(tmp_path / "tfds"), "--root-dir", str(root), "--preset", "small",
+                "--steps", "60", "--no-progress", "--set", "train.learning_rate=1e30",
+                "--set", "train.learning_rate_long=1e30", code=1)
+    assert "training steps in a row had a non-finite loss or gradient" in err
+    latest = tf.train.latest_checkpoint(str(root / "checkpoints"))
+    if latest is not None:   # whatever was saved holds finite weights only
+        for name, _ in tf.train.list_variables(latest):
+            value = tf.train.load_variable(latest, name)
+            if np.issubdtype(np.asarray(value).dtype, np.floating):
+                assert np.all(np.isfinite(value)), name
+
+
+def test_classify_checkpoints_on_sigint_and_writes_valid_json(tmp_path):
+    from classify_fixtures import make_digits_folder
+    src = tmp_path / "digits"
+    make_digits_folder(str(src))
+    root = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "classify", "train", "--dataset", "image_folder",
+         "--manual-dir", str(src), "--data-dir", str(tmp_path / "tfds"), "--root-dir", str(root),
+         "--preset", "small", "--steps", "100000", "--no-progress", "--set", "train.summary_every=5"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (root / "tensorboard").exists():
+        time.sleep(1)
+    time.sleep(8)   # some steps, fewer than the 200 between periodic checkpoints
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    result = json.loads(out[out.index("{"):])   # valid JSON (no NaN literal)
+    assert result["stopped"] == "SIGINT" and 0 < result["step"] < 200
+    assert tf.train.latest_checkpoint(str(root / "checkpoints")).endswith(f"-{result['step']}")
+
+
+# ---------------------------------------------------------------- 4: silent wrong values
+@pytest.mark.parametrize("argv, message", [
+    (["train", *SMALL, "--max-frames", "0"], "--max-frames must be >= 1, got 0"),
+    (["train", *SMALL, "--actors", "0"], "--actors must be >= 1, got 0"),
+    (["train", *SMALL, "--envs-per-actor", "0"], "--envs-per-actor must be >= 1, got 0"),
+    (["train", *SMALL, "--set", "model.num_heads=0"], "model.num_heads must be integers >= 1, got 0"),
+    (["train", *SMALL, "--set", "train.entropy_cost=-1"], "train.entropy_cost must be >= 0"),
+    (["train", *SMALL, "--set", "model.observation_shape=-5,40,3"], "model.observation_shape must be height,width,3"),
+    (["train", *SMALL, "--set", "model.observation_shape=0,0,3"], "got 0,0,3"),
+    (["describe", "--num-actions", "3", "--set", "model.lstm_units=0"], "model.lstm_units must be integers >= 1"),
+    (["classify", "train", "--dataset", "image_folder", "--data-dir", "/tmp/x", "--root-dir", "/tmp/y",
+      "--steps", "-1"], "--steps must be >= 1, got -1"),
+])
+def test_out_of_range_numbers_are_refused(tmp_path, capsys, argv, message):
+    argv = [a if a != "/tmp/y" else str(tmp_path / "y") for a in argv]
+    if argv[0] == "train":
+        argv += ["--root-dir", str(tmp_path / "r")]
+    assert message in fails(capsys, *argv)
+
+
+# ---------------------------------------------------------------- 5: the exported signature
+def test_exported_signature_rejects_nan_reward_and_out_of_range_action(tmp_path):
+    path = export_saved_model(build_agent_net(agent_config("small"), "lstm", 4), str(tmp_path / "m"))
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures["serving_default"]
+    state = loaded.signatures["initial_state"](batch_size=tf.constant(1))
+    good = dict(observation=tf.zeros([1, 64, 64, 3], tf.uint8), prev_action=tf.zeros([1], tf.int32),
+                prev_reward=tf.zeros([1]), **state)
+    assert np.isfinite(serve(**good)["value"].numpy()).all()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="prev_reward: expected finite"):
+        serve(**dict(good, prev_reward=tf.constant([np.nan], tf.float32)))
+    for bad in (4, -1):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"prev_action: expected int32 \[B\] in \[0, 4\)"):
+            serve(**dict(good, prev_action=tf.constant([bad], tf.int32)))
+
+
+# ---------------------------------------------------------------- 7: unreadable images
+def test_unreadable_images_are_skipped_and_named(tmp_path, capsys):
+    from classify_fixtures import make_digits_folder
+    src = tmp_path / "digits"
+    make_digits_folder(str(src))
+    (src / "train" / "3" / "empty.png").write_bytes(b"")
+    good = next((src / "train" / "4").iterdir()).read_bytes()
+    (src / "train" / "4" / "truncated.png").write_bytes(good[: len(good) // 2])
+    assert main(["classify", "train", "--dataset", "image_folder", "--manual-dir", str(src),
+                 "--data-dir", str(tmp_path / "tfds"), "--root-dir", str(tmp_path / "run"),
+                 "--preset", "small", "--steps", "3", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "skipping 2 of" in err and "3/empty.png (empty file)" in err and "truncated.png" in err
+    summary = json.loads((tmp_path / "tfds" / "image_folder_summary.json").read_text())
+    assert summary["skipped"] == 2 and {b["file"] for b in summary["skipped_files"]} == {
+        "train/3/empty.png", "train/4/truncated.png"}
+
+
+# ---------------------------------------------------------------- tracebacks where a sentence belongs
+def test_unknown_environment_is_refused_before_any_service_starts(tmp_path, capsys):
+    err = fails(capsys, "train", "--preset", "small", "--env", "NoSuchGame-v0", "--root-dir", str(tmp_path / "r"))
+    assert "unknown environment id 'NoSuchGame-v0'" in err
+    assert not (tmp_path / "r" / "launcher.json").exists() and not (tmp_path / "r" / "logs").exists()
+
+
+def test_root_dir_faults_are_named(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert "is a file" in fails(capsys, "train", *SMALL, "--root-dir", str(a_file))
+    assert "lies under a file" in fails(capsys, "train", *SMALL, "--root-dir", str(a_file / "sub"))
+    assert "cannot be created" in fails(capsys, "train", *SMALL, "--root-dir", "/sys/s3ta-test-root")
+    assert a_file.read_text() == "x"
+
+
+def test_a_replay_port_in_use_is_named(tmp_path, capsys):
+    import socket
+    with socket.socket() as s:
+        s.bind(("", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        err = fails(capsys, "train", *SMALL, "--root-dir", str(tmp_path / "r"), "--replay-port", str(port))
+        assert f"--replay-port {port}: the port is already in use" in err
+        err = fails(capsys, "replay", "--port", str(port))
+        assert f"--port {port}: the port is already in use" in err
+
+
+def test_a_truncated_saved_model_is_named(tmp_path, capsys):
+    path = export_saved_model(build_agent_net(agent_config("small"), "feedforward", 7), str(tmp_path / "m"))
+    pb = os.path.join(path, "saved_model.pb")
+    data = open(pb, "rb").read()
+    open(pb, "wb").write(data[: len(data) // 2])
+    for command in (["evaluate", "--env", ENV, "--episodes", "1"],
+                    ["analyze", "--env", ENV, "--steps", "2", "--out", str(tmp_path / "a")]):
+        err = fails(capsys, command[0], "--model", path, *command[1:])
+        assert "cannot be loaded as a SavedModel" in err and "truncated saved_model.pb" in err
+
+
+def test_a_checkpoint_of_another_model_is_named(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    save_checkpoint(str(ckpt), build_agent_net(agent_config("small"), "lstm", 7))
+    os.remove(ckpt / "run.json")   # a bare checkpoint: the flags say which model to build
+    err = fails(capsys, "export", "--preset", "small", "--agent", "attention", "--num-actions", "7",
+                "--checkpoint", str(ckpt), "--out", str(tmp_path / "e"))
+    assert "does not fit a attention network with 7 actions" in err and "--preset/--agent/--set" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "e").exists()
+    # With its record the checkpoint rebuilds its own model, whatever the flags say.
+    save_checkpoint(str(ckpt), build_agent_net(agent_config("small"), "lstm", 7))
+    assert main(["export", "--preset", "paper", "--num-actions", "3", "--checkpoint", str(ckpt),
+                 "--out", str(tmp_path / "e")]) == 0
