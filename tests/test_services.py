@@ -264,3 +264,20 @@ def test_learner_stops_a_run_whose_updates_stay_non_finite(server, tmp_path, mon
     assert "3 consecutive updates" in str(e.value) and "last good checkpoint" in str(e.value)
     assert learner.train_step == 1 and int(learner.agent.nonfinite_updates.numpy()) == 3
     assert learner.manager.latest_checkpoint.endswith("ckpt-1") and learner.variables_finite()
+
+
+def test_fine_tune_from_starts_a_new_run_from_another_runs_weights(server, tmp_path):
+    address = f"localhost:{server.port}"
+    first = Learner(tiny_spec(), address, str(tmp_path / "a"), StopFlag())
+    for v in first.network.model.trainable_variables:
+        v.assign(tf.random.normal(v.shape))
+    first.save_checkpoint()
+    other_env = RunSpec.from_args("small", "attention", MODEL_SET + ["train.unroll_length=5", "train.batch_size=2",
+                                                                   "train.queue_size=16"],
+                                  env_id="MiniGrid-Empty-6x6-v0")
+    tuned = Learner(other_env, address, str(tmp_path / "b"), StopFlag(), fine_tune_from=str(tmp_path / "a"))
+    for a, b in zip(tuned.network.model.variables, first.network.model.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert tuned.train_step == 0   # the weights only: a new run starts at step 0
+    record = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert record["fine_tuned_from"] == str(tmp_path / "a") and record["env_id"] == "MiniGrid-Empty-6x6-v0"
