@@ -6,8 +6,15 @@ Signatures (state tensors are flattened to ``state_<name>`` for every key of
     serving_default(observation uint8 [B, H, W, 3], prev_action int32 [B],
                     prev_reward float32 [B], state_<name> float32 [B, ...])
         -> logits [B, A], value [B], action int32 [B] (greedy),
-           attention / what / where [B, N, h, w] (attention variants), state_<name>
+           attention / what / where [B, N, h, w], queries [B, N, c_K + c_S],
+           answers [B, N, c_V + c_S] (attention variants), state_<name>
+    serving_reset(the same inputs + first bool [B]) -> the same outputs
+        where first[i] is True, row i starts an episode: its state and previous action and
+        reward are reset to zero before the step (no initial_state call needed)
     initial_state(batch_size int32 []) -> state_<name> zeros
+
+A TF Serving request must feed every input of a signature, so the optional ``first`` is a
+second signature rather than an optional input of ``serving_default``.
 
 The export also stores ``s3ta_config.json`` (preset fields, variant, num_actions) in
 ``assets.extra/`` so tools can rebuild the Python model or check input shapes.
@@ -26,7 +33,7 @@ from s3ta_tf.validation import assert_runtime_shapes
 
 STATE_PREFIX = "state_"
 CONFIG_FILE = "s3ta_config.json"
-INTERPRETABILITY_OUTPUTS = ("attention", "what", "where")
+INTERPRETABILITY_OUTPUTS = ("attention", "what", "where", "queries", "answers")
 
 
 class _Untracked:
@@ -54,18 +61,23 @@ class ServingModule(tf.Module):
             inputs[STATE_PREFIX + k] = tf.TensorSpec([None] + spec.shape.as_list(), tf.float32,
                                                      name=STATE_PREFIX + k)
         self.serve = tf.function(self._serve, input_signature=[inputs])
+        self.serve_reset = tf.function(
+            self._serve, input_signature=[dict(inputs, first=tf.TensorSpec([None], tf.bool, name="first"))])
         self.initial_state = tf.function(
             self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
 
     def _serve(self, inputs):
         model = self._agent.model
         expected = {"observation": model.config.observation_shape, "prev_action": (), "prev_reward": ()}
+        if "first" in inputs:
+            expected["first"] = ()
         expected.update({STATE_PREFIX + k: s.shape.as_list() for k, s in model.state_spec.items()})
         checks = assert_runtime_shapes(inputs, expected) + assert_input_values(inputs, model.num_actions)
         with tf.control_dependencies(checks):
             inputs = {k: tf.identity(v) for k, v in inputs.items()}
         state = {k[len(STATE_PREFIX):]: v for k, v in inputs.items() if k.startswith(STATE_PREFIX)}
-        out, new_state = self._agent.model.step(inputs["observation"], inputs["prev_action"], inputs["prev_reward"], state)
+        out, new_state = self._agent.model.step(inputs["observation"], inputs["prev_action"], inputs["prev_reward"],
+                                                state, inputs.get("first"))
         result = {"logits": out["logits"], "value": out["value"],
                   "action": tf.argmax(out["logits"], axis=-1, output_type=tf.int32)}
         result.update({k: out[k] for k in INTERPRETABILITY_OUTPUTS if k in out})
@@ -128,6 +140,7 @@ def export_saved_model(model: AgentNet, out_dir: str) -> str:
     try:
         tf.saved_model.save(module, tmp, signatures={
             "serving_default": module.serve.get_concrete_function(),
+            "serving_reset": module.serve_reset.get_concrete_function(),
             "initial_state": module.initial_state.get_concrete_function()})
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
         with open(os.path.join(tmp, "assets.extra", CONFIG_FILE), "w") as f:

@@ -261,3 +261,11 @@ def test_panel_stacks_frame_and_heads_with_caption():
     big = video.panel(textured(200, 16), np.zeros((1, 200, 16, 3), np.uint8), "", None, scale=2)
     assert big.shape == (video.CAPTION_HEIGHT + 2 * 400, 32, 3)  # large frames keep the asked scale
     assert p[:video.CAPTION_HEIGHT].max() > 0           # caption text drawn
+
+
+def test_episode_segments_split_a_run_at_every_episode_start():
+    from pipelines.analysis.pipeline import episode_segments
+    firsts = np.array([1, 0, 0, 1, 0, 1, 0, 0, 0], bool)
+    assert episode_segments(firsts) == [(0, 3), (3, 5), (5, 9)]
+    assert episode_segments(np.zeros(4, bool)) == [(0, 4)]          # the run's first step starts one
+    assert episode_segments(np.array([0, 0, 1], bool)) == [(0, 2), (2, 3)]

@@ -62,6 +62,12 @@ def test_analyze_writes_every_output_and_the_report_renders(exported, tmp_path):
     assert overlays.shape == (24, video.CAPTION_HEIGHT + 3 * 210, 160, 3)
     rollout = np.load(out / "rollout.npz")
     assert rollout["frames"].shape == (24, 210, 160, 3) and rollout["attention"].shape == (24, 2, 27, 20)
+    # one overlay video per episode (SPEC §3), together covering every step
+    episodes = summary["episodes"]
+    assert sum(e["steps"] for e in episodes) == 24 and episodes[0]["first_step"] == 0
+    for e in episodes:
+        frames = video.read_video(str(out / f"overlays_episode{e['episode']:03d}.mp4"))
+        assert frames.shape[0] == e["steps"] and (out / f"overlays_episode{e['episode']:03d}.gif").exists()
     # the video's frame row is the observation (up to H.264 loss)
     assert np.abs(overlays[5, video.CAPTION_HEIGHT:video.CAPTION_HEIGHT + 210].astype(int)
                   - rollout["frames"][5]).mean() < 8

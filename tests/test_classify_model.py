@@ -135,3 +135,21 @@ def test_paper_sized_models_build():
     assert video.core.name == "resnet34v2" and video.convlstm.filters == 256
     assert video.feature_shape == (7, 7)
     assert [d.units for d in video.policy_core.dense] == [1024, 1024, 1024]
+
+
+def test_imagenet_schedule_starts_at_0_1_and_steps_with_the_switch_to_t8():
+    from pipelines.classify.train import learning_rate_schedule
+    cfg = classify_config("imagenet")
+    t = cfg.train
+    lr = learning_rate_schedule(t, cfg.seq_len)
+    value = lambda step: float(lr(step))  # noqa: E731 (the schedule is called with updates done)
+    assert t.seq_len_at(0, 8) == 4 and t.seq_len_at(99_999, 8) == 4 and t.seq_len_at(100_000, 8) == 8
+    assert value(0) == pytest.approx(0.1) and value(99_999) == pytest.approx(0.1)
+    assert value(100_000) == pytest.approx(0.01)          # the same step as T = 8
+    assert value(149_999) == pytest.approx(0.01) and value(150_000) == pytest.approx(1e-3)
+    assert value(175_000) == pytest.approx(1e-4)
+    # A run at T = 8 from the start (no curriculum) uses 0.01, SPEC §4's rate for T = 8.
+    import dataclasses
+    flat = dataclasses.replace(t, curriculum_steps=0)
+    assert float(learning_rate_schedule(flat, 8)(0)) == pytest.approx(0.01)
+    assert float(learning_rate_schedule(t, 4)(0)) == pytest.approx(0.1)

@@ -127,3 +127,29 @@ def test_cli_bad_flags_get_clear_errors(argv, message):
     proc = subprocess.run([os.path.join(BIN, "s3ta")] + argv, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serving_reset_matches_python_with_a_reset_mid_episode_and_returns_queries(exported):
+    model, path = exported
+    loaded = tf.saved_model.load(path)
+    reset, init = loaded.signatures["serving_reset"], loaded.signatures["initial_state"]
+    rng = np.random.default_rng(1)
+    b = 2
+    s_saved, s_py = init(batch_size=tf.constant(b)), model.initial_state(b)
+    action, reward = np.zeros(b, np.int32), np.zeros(b, np.float32)
+    for t in range(5):
+        first = np.array([t == 0 or t == 3, t == 0])    # row 0 starts a new episode at t = 3
+        obs = rng.integers(0, 256, size=(b, 64, 64, 3), dtype=np.uint8)
+        out = reset(observation=tf.constant(obs), prev_action=tf.constant(action),
+                    prev_reward=tf.constant(reward), first=tf.constant(first), **s_saved)
+        ref, s_py = model.step(obs, action, reward, s_py, first)
+        for k in ("logits", "value", "attention", "what", "where", "queries", "answers"):
+            assert np.allclose(out[k], ref[k], atol=1e-5), (k, t)
+        s_saved = {k: v for k, v in out.items() if k.startswith("state_")}
+        action, reward = out["action"].numpy(), rng.normal(size=b).astype(np.float32)
+    cfg = model.config
+    assert out["queries"].shape == (b, cfg.num_heads, cfg.key_channels + cfg.basis_channels)
+    assert out["answers"].shape == (b, cfg.num_heads, cfg.value_channels + cfg.basis_channels)
+    # serving_default keeps its inputs (no first) and returns the queries and answers too.
+    serve = loaded.signatures["serving_default"]
+    assert "queries" in serve.structured_outputs and "first" not in serve.structured_input_signature[1]

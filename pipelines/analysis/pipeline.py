@@ -5,6 +5,7 @@ environments, so it is as usable from a notebook as from the command line. Outpu
 ``out_dir``::
 
     overlays.mp4 / .gif        attention per head on the frames, with action and value
+    overlays_episode<K>.mp4 / .gif   the same, one pair per episode of the run (SPEC §3)
     what_where.mp4 / .gif      SPEC §3 what/where contrast, blue–white–red
     weight_distribution.png    per head, attention mass along x and along y
     saliency_t<T>.png          policy/value saliency (agent and baseline) at frame T
@@ -83,6 +84,14 @@ def what_where_panels(rollout: Rollout, scale: int, progress: bool = False) -> n
     return _panels(rollout, lambda t: what_where_frames(rollout.frames[t], rollout.what[t], rollout.where[t],
                                                         rollout.attention[t]),
                    labels, scale, None, "what/where video", progress)
+
+
+def episode_segments(firsts) -> List[tuple]:
+    """``[(start, end), ...]``: the steps of each episode of a run, split where ``firsts`` is
+    True (the run's first step always starts one; the last may be cut by the step budget)."""
+    starts = sorted(set([0] + np.flatnonzero(np.asarray(firsts)).tolist()))
+    ends = starts[1:] + [len(firsts)]
+    return [(a, b) for a, b in zip(starts, ends) if b > a]
 
 
 def write_video_pair(out_dir: str, name: str, frames: np.ndarray, cfg) -> Dict[str, str]:
@@ -186,14 +195,23 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
                     "and the novel-state probe need an attention variant; only saliency is shown.")
     if has_attention:
         t = time.perf_counter()
-        files["overlays"] = write_video_pair(out_dir, "overlays", overlay_panels(rollout, cfg.overlay_alpha,
-                                                                                  cfg.video_scale,
-                                                                                  progress=progress), cfg)
+        panels = overlay_panels(rollout, cfg.overlay_alpha, cfg.video_scale, progress=progress)
+        files["overlays"] = write_video_pair(out_dir, "overlays", panels, cfg)
+        episodes = episode_segments(rollout.firsts)
+        files["overlays_per_episode"] = [write_video_pair(out_dir, f"overlays_episode{k:03d}", panels[a:b], cfg)
+                                         for k, (a, b) in enumerate(episodes)]
+        summary["episodes"] = [{"episode": k, "first_step": a, "steps": b - a,
+                                "return": float(rollout.rewards[a:b].sum())}
+                               for k, (a, b) in enumerate(episodes)]
         timings["overlay_s_per_frame"] = (time.perf_counter() - t) / steps
         report.heading("Attention overlays")
         report.text("Top: the frame with step, action, value and reward; below: one row per head "
-                    "(bright = attended).")
+                    "(bright = attended). The whole run, then one video per episode.")
         _add_video_pair(report, files["overlays"], cfg)
+        report.table(["episode", "steps", "return", "overlay video"],
+                     [[e["episode"], e["steps"], e["return"],
+                       os.path.basename(files["overlays_per_episode"][e["episode"]]["mp4"])]
+                      for e in summary["episodes"]])
 
         t = time.perf_counter()
         files["what_where"] = write_video_pair(out_dir, "what_where", what_where_panels(rollout, cfg.video_scale, progress),

@@ -28,10 +28,14 @@ MAX_CONSECUTIVE_NONFINITE = 20  # skipped steps in a row before training gives u
 
 
 def learning_rate_schedule(cfg: ClassifyTrainConfig, seq_len: int):
-    """Piecewise constant: base lr (by final T), ×lr_decay at each of lr_boundaries."""
-    base = cfg.base_learning_rate(seq_len)
+    """Piecewise constant: the base lr of the T the run *starts* with (SPEC §4: 0.1 at T = 4,
+    0.01 for a run at T = 8 throughout), ×lr_decay from each of lr_boundaries on. The step at
+    a boundary already uses the decayed rate, so in the T = 4 → 8 curriculum the ×0.1 step
+    lands on the same step as the switch to T = 8 (the schedule is called with the number of
+    updates done so far, and ``PiecewiseConstantDecay`` keeps a value up to its boundary)."""
+    base = cfg.base_learning_rate(cfg.seq_len_at(0, seq_len))
     values = [base * cfg.lr_decay ** i for i in range(len(cfg.lr_boundaries) + 1)]
-    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(list(cfg.lr_boundaries), values)
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay([b - 1 for b in cfg.lr_boundaries], values)
 
 
 def weight_decay_penalty(model: tf.keras.Model, weight_decay: float) -> tf.Tensor:
