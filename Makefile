@@ -7,11 +7,11 @@ PYTEST_ARGS ?=
 
 .PHONY: venv demo test bench freeze clean
 
-$(STAMP): requirements.txt setup.cfg pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Reverb needs Python 3.11); set PY=/path/to/python3.11"; exit 2; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -32,9 +32,10 @@ bench: venv
 	$(BIN)/s3ta bench classify
 	$(BIN)/s3ta bench e2e
 
+## freeze: pin the environment in two sets: requirements.txt (runtime: setup.cfg's install_requires and
+## their dependencies; the image installs only these) and requirements-dev.txt (tests, on top)
 freeze: venv
-	{ echo "# Pinned environment for Python 3.11 (tensorflow 2.15.1 stack). Regenerate with 'make freeze'."; \
-	  $(BIN)/pip freeze --exclude-editable | grep -v '^s3ta'; } > requirements.txt
+	$(BIN)/python docker/split_requirements.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -168,11 +168,17 @@ def test_replay_address_matches_replay_port(compose):
 # ---------------------------------------------------------------- commands are real subcommands
 
 def test_image_entrypoint_is_s3ta():
-    assert dockerfile_instruction("FROM") == "python:3.11-slim"
+    assert dockerfile_instruction("FROM") == "${BASE_IMAGE}"       # ARG BASE_IMAGE=python:3.11-slim
     assert json.loads(dockerfile_instruction("ENTRYPOINT")) == ["s3ta"]
     text = DOCKERFILE.read_text()
     assert "pip install -r requirements.txt" in text and "pip install --no-deps ." in text
-    assert (REPO / "requirements.txt").is_file(), "the Dockerfile installs requirements.txt"
+    assert "-r requirements-dev" not in text and "requirements-dev.txt ." not in text  # runtime only
+    runtime = {line.split("==")[0].lower() for line in (REPO / "requirements.txt").read_text().splitlines()
+               if "==" in line}
+    dev = (REPO / "requirements-dev.txt").read_text().splitlines()
+    assert "-r requirements.txt" in dev
+    assert {"tensorflow", "dm-reverb", "tf-agents", "ale-py"} <= runtime
+    assert not runtime & {"pytest", "scikit-learn", "scipy", "pytest-timeout"}
 
 
 def parse_service(compose, name, host_env, monkeypatch):
@@ -234,11 +240,17 @@ def test_tensorboard_serves_the_runs_volume(compose):
     assert [str(p).split(":")[-1] for p in interpolate(tb["ports"], {})] == ["6006"]
 
 
-def test_build_context_is_the_repository(compose):
-    for name in compose["services"]:
-        build = compose["services"][name]["build"]
-        assert (COMPOSE.parent / build["context"]).resolve() == REPO
-        assert (REPO / build["dockerfile"]).resolve() == DOCKERFILE
+def test_the_image_is_built_once_from_the_repository(compose):
+    building = [name for name, service in compose["services"].items() if "build" in service]
+    assert building == ["replay"]          # one build; every service runs the same tag
+    build = compose["services"]["replay"]["build"]
+    assert (COMPOSE.parent / build["context"]).resolve() == REPO
+    assert (REPO / build["dockerfile"]).resolve() == DOCKERFILE
+    assert interpolate(build["args"]["BASE_IMAGE"], {}) == "python:3.11-slim"
+    assert interpolate(build["args"]["BASE_IMAGE"], {"S3TA_BASE_IMAGE": "local/py:3.11"}) == "local/py:3.11"
+    for name, service in compose["services"].items():
+        assert service["image"] == "s3ta-tf:latest" and service["pull_policy"] == "never", name
+    assert "ARG BASE_IMAGE=python:3.11-slim" in DOCKERFILE.read_text()
     ignore = (DOCKER / "Dockerfile.dockerignore").read_text().split()
     assert ".venv" in ignore and ".git" in ignore
 

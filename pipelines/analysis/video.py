@@ -1,7 +1,7 @@
 """Video panels and writers: frames + per-head rows + a caption, as MP4 (ffmpeg) and GIF.
 
-MP4s are H.264 (yuv420p) through imageio with the ffmpeg binary of the ``imageio-ffmpeg``
-wheel; GIFs through Pillow.
+MP4s are H.264 (yuv420p) through PyAV (the FFmpeg libraries its wheel bundles, also used to
+read Kinetics clips); GIFs through Pillow.
 """
 from __future__ import annotations
 
@@ -61,16 +61,16 @@ def _even(frames: np.ndarray) -> np.ndarray:
 
 def write_mp4(path: str, frames: np.ndarray, fps: int = 15) -> str:
     """H.264 MP4 of uint8 ``frames [T, H, W, 3]``; written to a temp name, then renamed."""
-    import imageio.v2 as imageio
+    import av
     frames = _even(np.asarray(frames, np.uint8))
     tmp = path + ".tmp.mp4"
-    writer = imageio.get_writer(tmp, fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=2,
-                                ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
-    try:
+    with av.open(tmp, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
         for f in frames:
-            writer.append_data(f)
-    finally:
-        writer.close()
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())   # flush the encoder
     os.replace(tmp, path)
     return path
 
@@ -93,16 +93,13 @@ def write_gif(path: str, frames: np.ndarray, fps: int = 15, max_frames: Optional
 
 def read_video(path: str) -> np.ndarray:
     """All frames of a video/GIF as uint8 ``[T, H, W, 3]`` (for tests and notebooks)."""
-    import imageio.v2 as imageio
     if path.endswith(".gif"):
         from PIL import Image, ImageSequence
         with Image.open(path) as im:
             return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)])
-    reader = imageio.get_reader(path)
-    try:
-        return np.stack([np.asarray(f)[..., :3] for f in reader])
-    finally:
-        reader.close()
+    import av
+    with av.open(path) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
 def labelled_row(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 4) -> np.ndarray:
