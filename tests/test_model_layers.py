@@ -101,3 +101,19 @@ def test_convlstm_cell_matches_explicit_equations_and_advances_state():
     h2, _ = cell(x, (h1, c1))
     assert not np.allclose(h2, h1, atol=1e-3)  # the state advances: same input, new output
     assert ConvLSTMCell.from_config(cell.get_config()).filters == 4
+
+
+def test_lstm_input_norm_makes_the_cell_blind_to_the_input_scale():
+    from s3ta_tf.layers.lstm import LSTMCell
+    x = tf.random.normal([3, 12], seed=1)
+    state = (tf.zeros([3, 5]), tf.zeros([3, 5]))
+    normed = LSTMCell(5, input_norm=True)
+    h1, _ = normed(x, state)
+    h100, _ = normed(100.0 * x, state)
+    np.testing.assert_allclose(h1.numpy(), h100.numpy(), atol=1e-4)    # scale removed
+    plain = LSTMCell(5)
+    p1, (_, c1) = plain(x, state)
+    p100, (_, c100) = plain(100.0 * x, state)
+    assert np.abs(p1.numpy() - p100.numpy()).max() > 0.05              # without: gates saturate
+    assert np.abs(c100.numpy()).mean() > np.abs(c1.numpy()).mean()      # saturated gates: |c| grows
+    assert LSTMCell.from_config(normed.get_config()).input_norm

@@ -40,6 +40,8 @@ class AgentConfig:
     # Answer processor MLP, policy LSTM, heads.
     answer_hidden: Tuple[int, ...] = (512, 256)
     lstm_units: int = 256
+    # Layer-normalise the policy LSTM's input (not in the paper; see s3ta_tf/layers/lstm.py).
+    lstm_input_norm: bool = False
     head_hidden: int = 128
     reward_clip: float = 1.0
     # IMPALA deep ResNet baselines: sections of (conv3x3, maxpool 3x3/2, 2 residual blocks).

@@ -2,7 +2,10 @@
 mixed precision) while the cell state stays float32.
 
 ``[i, f, g, o] = x W_x + h W_h + b``; ``c' = σ(f + 1)·c + σ(i)·tanh(g)``; ``h' = σ(o)·tanh(c')``.
-x ``[B, D]``, h and c ``[B, U]``.
+x ``[B, D]``, h and c ``[B, U]``. With ``input_norm`` x is layer-normalised first (learned gain
+and bias): unbounded ReLU features whose scale grows in training (the attention agent's answer
+processor reached an L2 norm of 52 on Pong) otherwise saturate every gate, so that c integrates
+±1 per step, tanh(c) is constant and no gradient passes (docs/LEARNING.md §6).
 """
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ import tensorflow as tf
 
 class LSTMCell(tf.keras.layers.Layer):
 
-    def __init__(self, units: int, forget_bias: float = 1.0, **kw):
+    def __init__(self, units: int, forget_bias: float = 1.0, input_norm: bool = False, **kw):
         super().__init__(**kw)
-        self.units, self.forget_bias = int(units), float(forget_bias)
+        self.units, self.forget_bias, self.input_norm = int(units), float(forget_bias), bool(input_norm)
+        self.norm = (tf.keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32", name="input_norm")
+                     if self.input_norm else None)
 
     def build(self, input_shape):
         d, u = int(input_shape[-1]), self.units
@@ -25,6 +30,8 @@ class LSTMCell(tf.keras.layers.Layer):
     def call(self, x, state):
         h, c = state
         dt = self.compute_dtype
+        if self.norm is not None:
+            x = self.norm(tf.cast(x, tf.float32))
         gates = (tf.matmul(tf.cast(x, dt), tf.cast(self.input_kernel, dt))
                  + tf.matmul(tf.cast(h, dt), tf.cast(self.recurrent_kernel, dt))
                  + tf.cast(self.bias, dt))
@@ -34,4 +41,5 @@ class LSTMCell(tf.keras.layers.Layer):
         return h, (h, c)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "forget_bias": self.forget_bias}
+        return {**super().get_config(), "units": self.units, "forget_bias": self.forget_bias,
+                "input_norm": self.input_norm}

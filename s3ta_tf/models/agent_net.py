@@ -67,7 +67,7 @@ class AgentNet(tf.keras.Model):
             self.torso = ImpalaResNet(c.resnet_channels, c.resnet_blocks, c.resnet_dense, dtype=policy,
                                       name="impala_resnet")
         if self.has_lstm:
-            self.core = LSTMCell(c.lstm_units, dtype=policy, name="policy_core")
+            self.core = LSTMCell(c.lstm_units, input_norm=c.lstm_input_norm, dtype=policy, name="policy_core")
         self.heads = PolicyValueHeads(c.head_hidden, self.num_actions, dtype=policy, name="heads")
         self.state_spec = self._state_spec()
         self._observation_shape = tuple(c.observation_shape)
