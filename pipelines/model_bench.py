@@ -46,6 +46,7 @@ def synthetic_experience(network, batch: int, sequence_length: int, seed: int = 
         policy_version=np.zeros(lead, np.int64),
         episode_return=np.zeros(lead, np.float32),
         frames=np.full(lead, 4, np.int32),
+        level=np.zeros(lead, np.int32),
     )
     fields = {k: tf.constant(v) for k, v in fields.items()}
     return type(spec)(initial_state=network.model.initial_state(batch), **fields)

@@ -152,7 +152,7 @@ def _write_trajectory(client, spec: RunSpec, network, reward_value: float):
             "prev_action": np.int32(0), "prev_reward": np.float32(0), "action": np.int32(t % 7),
             "behaviour_logits": np.zeros(7, np.float32), "reward": np.float32(reward_value),
             "discount": np.float32(1), "policy_version": np.int64(0), "episode_return": np.float32(0),
-            "frames": np.int32(1),
+            "frames": np.int32(1), "level": np.int32(0),
         }, state)
     writer.flush(timeout_ms=5000, pending=0)
     writer.close()
@@ -281,3 +281,39 @@ def test_fine_tune_from_starts_a_new_run_from_another_runs_weights(server, tmp_p
     assert tuned.train_step == 0   # the weights only: a new run starts at step 0
     record = json.loads((tmp_path / "b" / "run.json").read_text())
     assert record["fine_tuned_from"] == str(tmp_path / "a") and record["env_id"] == "MiniGrid-Empty-6x6-v0"
+
+
+def test_multi_level_batch_holds_trajectories_of_every_level(server, tmp_path, capsys):
+    """Two actor processes of a two-level run: actor i plays level i mod 2; one learner batch
+    holds both levels' trajectories, and the learner counts returns per level."""
+    from pipelines.rl.learner import finished_episode_returns
+    address = f"localhost:{server.port}"
+    levels = "MiniGrid-Empty-5x5-v0,MiniGrid-Empty-6x6-v0"
+    spec = RunSpec.from_args("small", "attention", MODEL_SET + ["train.unroll_length=5"], env_id=levels)
+    assert spec.levels == ("MiniGrid-Empty-5x5-v0", "MiniGrid-Empty-6x6-v0") and spec.check_levels() == 7
+    network = spec.build_network(7)
+    push_variables(reverb.Client(address), 1, [v.numpy() for v in network.variables])
+    procs = [subprocess.Popen([sys.executable, "-m", "pipelines.cli", "actor", "--env", levels, "--preset", "small",
+                               *sum((["--set", s] for s in MODEL_SET), []), "--set", "train.unroll_length=5",
+                               "--replay-address", address, "--actor-id", str(i), "--num-envs", "1",
+                               "--max-steps", "26"], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert "level 0 of 2" in outs[0] and "MiniGrid-Empty-6x6-v0" in outs[1] and "level 1 of 2" in outs[1]
+    batch = next(iter(make_dataset(address, experience_spec(network), 6, batch_size=10)))
+    levels_seen = batch.level.numpy()
+    assert set(levels_seen[:, 0].tolist()) == {0, 1}
+    assert all(len(set(row)) == 1 for row in levels_seen.tolist())   # a trajectory stays on its level
+    for level, value in finished_episode_returns(batch, 5):
+        assert level in (0, 1) and isinstance(value, float)
+
+
+def test_multi_level_atari_uses_the_full_action_set_and_mismatched_levels_are_refused():
+    spec = RunSpec.from_args("small", "attention", [], env_id="ALE/Pong-v5,ALE/Breakout-v5")
+    assert spec.train.full_action_space and "train.full_action_space=true" in spec.overrides
+    assert spec.check_levels() == 18
+    mixed = RunSpec.from_args("small", "attention", ["model.observation_shape=24,24,3"],
+                              env_id="MiniGrid-Empty-5x5-v0,ALE/Pong-v5")
+    with pytest.raises(ValueError, match="must share action counts; got MiniGrid-Empty-5x5-v0: 7, ALE/Pong-v5: 6"):
+        mixed.check_levels()

@@ -66,7 +66,8 @@ def collect(network, steps, batch=2, seed=0):
                             ("reward", next_reward), ("discount", np.ones(batch, np.float32)),
                             ("policy_version", np.zeros(batch, np.int64)),
                             ("episode_return", np.zeros(batch, np.float32)),
-                            ("frames", np.full(batch, 4, np.int32))):
+                            ("frames", np.full(batch, 4, np.int32)),
+                            ("level", np.zeros(batch, np.int32))):
             fields[name].append(np.asarray(value))
         state, reward = out.state, next_reward
     stacked = {k: tf.constant(np.stack(v, axis=1)) for k, v in fields.items()}

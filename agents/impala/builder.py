@@ -42,16 +42,33 @@ class RunSpec:
         overrides = (tuple(overrides) + ((f"model.precision={precision}",) if precision else ())
                      + ((f"train.env_id={env_id}",) if env_id else ()))
         grouped = split_sections({"model": AgentConfig, "train": TrainConfig}, overrides)
+        train = train_config(preset, grouped["train"])
+        from agents.environments import is_ale_id
+        if len(train.env_ids) > 1 and all(is_ale_id(e) for e in train.env_ids) and not train.full_action_space:
+            # Multi-level Atari: one policy over every game, so the full 18-action set (SPEC §2).
+            grouped["train"].append("full_action_space=true")
+            train = train_config(preset, grouped["train"])
         overrides = tuple(f"{section}.{item}" for section, items in grouped.items() for item in items)
         return cls(variant=variant, preset=preset, agent=agent_config(preset, grouped["model"]),
-                   train=train_config(preset, grouped["train"]), overrides=overrides)
+                   train=train, overrides=overrides)
 
     # ---- environments
-    def make_environment(self, seed: Optional[int]):
-        """One environment of the run, observations resized to the model's input shape."""
+    @property
+    def levels(self) -> tuple:
+        """The run's environment ids (several for multi-level training)."""
+        return self.train.env_ids
+
+    def actor_level(self, actor_id: int) -> int:
+        """The environment an actor plays: actors are spread over the levels in turn, so each
+        level gets a fixed share (``actor_id mod number of levels``)."""
+        return int(actor_id) % len(self.levels)
+
+    def make_environment(self, seed: Optional[int], level: int = 0):
+        """One environment of the run (``levels[level]``), observations resized to the model's
+        input shape."""
         from agents.environments import make_environment
         t = self.train
-        return make_environment(t.env_id, seed=seed, full_action_space=t.full_action_space,
+        return make_environment(self.levels[level], seed=seed, full_action_space=t.full_action_space,
                                 sticky_actions=t.sticky_actions, noop_max=t.noop_max,
                                 max_episode_frames=t.max_episode_frames,
                                 observation_shape=self.agent.observation_shape,
@@ -59,6 +76,22 @@ class RunSpec:
 
     def environment_seed(self, actor_id: int, index: int) -> int:
         return self.train.seed * 1_000_003 + actor_id * 1_000 + index
+
+    def check_levels(self) -> int:
+        """Builds one environment of every level and checks that they agree on the action set
+        and the observation shape the model sees; returns the number of actions. ValueError
+        naming the levels that differ otherwise (or an unknown id)."""
+        actions, shapes = {}, {}
+        for level, env_id in enumerate(self.levels):
+            env = self.make_environment(seed=self.train.seed, level=level)
+            actions[env_id], shapes[env_id] = env.num_actions, tuple(env.observation_spec().shape)
+            env.close()
+        for name, values in (("action counts", actions), ("observation shapes", shapes)):
+            if len(set(values.values())) > 1:
+                raise ValueError(f"the levels of a multi-level run must share {name}; got "
+                                 + ", ".join(f"{k}: {v}" for k, v in values.items())
+                                 + " (for several ALE games use train.full_action_space=true)")
+        return next(iter(actions.values()))
 
     # ---- the network
     def build_network(self, num_actions: int):

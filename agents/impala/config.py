@@ -72,7 +72,15 @@ class TrainConfig:
     export_interval_steps: int = 10_000     # 0: export only at the end
     seed: int = 0
 
+    @property
+    def env_ids(self) -> tuple:
+        """The run's environments: ``env_id`` is one id, or several comma-separated (multi-level
+        training: one learner, each actor on one of them)."""
+        return tuple(e.strip() for e in self.env_id.split(",") if e.strip())
+
     def __post_init__(self):
+        if not self.env_ids:
+            raise ValueError(f"train.env_id must name at least one environment, got {self.env_id!r}")
         positive = ("unroll_length", "batch_size", "queue_size", "num_actors", "envs_per_actor",
                     "variable_pull_interval", "max_frames", "variable_push_interval",
                     "summary_interval", "checkpoints_to_keep")

@@ -14,6 +14,8 @@ inputs there, the behaviour policy's action and logits at x_t, and the transitio
     frames [B, T+1] int32                    (emulator frames stepped from x_t to x_{t+1}: the
                                               action repeat, fewer at a game over, the no-op
                                               frames of a reset after LAST, 0 for a bare reset)
+    level [B, T+1] int32                     (which environment of a multi-level run: an index
+                                              into TrainConfig.env_ids; 0 for one environment)
     initial_state   model state at step 0 [B, ...] (no time axis)
 
 The learner unrolls the model over all T + 1 steps from ``initial_state`` and computes, for

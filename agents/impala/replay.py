@@ -35,7 +35,7 @@ STATE_KEY = "initial_state"
 Experience = collections.namedtuple(
     "Experience", ["step_type", "observation", "prev_action", "prev_reward", "action",
                    "behaviour_logits", "reward", "discount", "policy_version", "episode_return",
-                   "frames", "initial_state"])
+                   "frames", "level", "initial_state"])
 
 
 def experience_spec(network) -> Experience:
@@ -55,6 +55,7 @@ def experience_spec(network) -> Experience:
         policy_version=tf.TensorSpec((), tf.int64, "policy_version"),
         episode_return=tf.TensorSpec((), f32, "episode_return"),
         frames=tf.TensorSpec((), i32, "frames"),
+        level=tf.TensorSpec((), i32, "level"),
         initial_state=dict(network.state_spec),
     )
 

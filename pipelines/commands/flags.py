@@ -99,7 +99,10 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run configuration (must be the same for the learner and all actors)")
     g.add_argument("--env", dest="env_id", default=env("S3TA_ENV"),
                    help="environment id: an ALE v5 id such as ALE/Pong-v5, or a MiniGrid id such as "
-                        "MiniGrid-Empty-5x5-v0 (env S3TA_ENV; default: the preset's, "
+                        "MiniGrid-Empty-5x5-v0; several ids separated by commas, or a named set "
+                        "(atari57, atari-easy, atari-figures), train one agent on all of them "
+                        "(multi-level: actor i plays level i mod the number of levels; ALE games use "
+                        "the full 18 actions) (env S3TA_ENV; default: the preset's, "
                         f"{TRAIN_PRESETS['paper'].env_id} for paper)")
     g.add_argument("--preset", default=env("S3TA_PRESET"), choices=RUN_PRESETS,
                    help=f"model and training preset: {PRESET_HELP} (env S3TA_PRESET; default paper)")
@@ -132,8 +135,12 @@ def run_overrides(args) -> list:
 def run_spec_from_args(args):
     """The :class:`agents.impala.builder.RunSpec` of :func:`add_run_args` flags."""
     from agents.impala.builder import RunSpec
+    env_id = args.env_id
+    if env_id:   # several ids, or a named set (atari57, atari-easy, ...): a multi-level run
+        from pipelines.evaluation.scores import expand_env_list
+        env_id = ",".join(expand_env_list(env_id))
     return RunSpec.from_args(args.preset or "paper", args.agent, run_overrides(args),
-                             env_id=args.env_id, precision=args.precision)
+                             env_id=env_id, precision=args.precision)
 
 
 def add_replay_address(p: argparse.ArgumentParser) -> None:

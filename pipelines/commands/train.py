@@ -141,9 +141,7 @@ def preflight(spec, root_dir: str, args) -> int:
     check_root_dir(root_dir)
     if args.replay_port is not None:
         check_port_free(args.replay_port, "--replay-port")
-    env = spec.make_environment(seed=spec.train.seed)   # an unknown id fails here, not in a service
-    num_actions = env.num_actions
-    env.close()
+    num_actions = spec.check_levels()   # an unknown id or mismatched levels fail here, not in a service
     spec.check_record(root_dir, num_actions, args.fine_tune_from)
     if args.fine_tune_from:
         from pipelines.rl.learner import checkpoint_to_fine_tune

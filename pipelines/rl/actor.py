@@ -166,7 +166,8 @@ def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
               max_steps: Optional[int] = None) -> int:
     """Runs until ``stop`` is set (or ``max_steps`` agent steps). Returns an exit code."""
     num_envs = num_envs or spec.train.envs_per_actor
-    envs = [spec.make_environment(spec.environment_seed(actor_id, j)) for j in range(num_envs)]
+    level = spec.actor_level(actor_id)
+    envs = [spec.make_environment(spec.environment_seed(actor_id, j), level) for j in range(num_envs)]
     batched = batched_py_environment.BatchedPyEnvironment(envs, multithreading=False)
     network = spec.build_network(envs[0].num_actions)
     time_step_spec = tensor_spec.from_spec(batched.time_step_spec())
@@ -174,8 +175,9 @@ def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
     policy_step = make_policy_step(policy)
     episodes = EpisodeLog(actor_id, root_dir)
     replay = ReplayConnection(replay_address, num_envs, spec.train.unroll_length, stop)
-    log(f"actor {actor_id}: {num_envs} x {spec.train.env_id} ({envs[0].num_actions} actions), "
-        f"{spec.variant} agent, replay at {replay_address}")
+    log(f"actor {actor_id}: {num_envs} x {spec.levels[level]} ({envs[0].num_actions} actions"
+        + (f"; level {level} of {len(spec.levels)}" if len(spec.levels) > 1 else "")
+        + f"), {spec.variant} agent, replay at {replay_address}")
 
     version = -1
     time_step = batched.reset()
@@ -212,6 +214,7 @@ def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
                 "policy_version": np.int64(version),
                 "episode_return": np.float32(running_return[j]),
                 "frames": np.int32(stepped[j]),
+                "level": np.int32(level),
             } for j in range(num_envs)]
             blocked = False
             try:

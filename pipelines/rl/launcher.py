@@ -272,9 +272,11 @@ class Launcher:
         eta = _duration((self.max_frames - frames) / fps) if fps > 0 else "?"
         mean = f"{self.returns.mean:.2f}" if self.returns.mean is not None else "-"
         alive = sum(a.poll() is None for a in self.actors)
+        hns = (p.get("human_normalized") or {}).get("capped_mean")   # multi-level Atari headline
         line = (f"frames {frames:,}/{self.max_frames:,} ({pct:5.1f}%) | {fps:,.0f} frames/s | "
-                f"mean return {mean} ({self.returns.count} episodes) | step {p.get('train_step', 0)} | "
-                f"ETA {eta} | actors {alive}/{len(self.actors)}")
+                f"mean return {mean} ({self.returns.count} episodes) | "
+                + (f"capped mean HNS {hns:.1f}% | " if hns is not None else "")
+                + f"step {p.get('train_step', 0)} | ETA {eta} | actors {alive}/{len(self.actors)}")
         if interactive:
             print("\r" + line.ljust(120), end="\n" if final else "", flush=True)
         else:

@@ -51,7 +51,7 @@ from agents.impala.replay import experience_spec
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
 from agents.impala.builder import RunSpec
 from s3ta_tf.atomic_io import write_json_atomic
-from pipelines.evaluation.scores import game_name, human_normalized
+from pipelines.evaluation.scores import aggregate, game_name, human_normalized
 from agents.impala.replay import BatchReader, PrefetchingReader
 from agents.impala.variables import push_variables
 
@@ -77,10 +77,10 @@ class Learner:
 
         self.spec, self.address, self.root_dir, self.stop = spec, replay_address, root_dir, stop
         os.makedirs(root_dir, exist_ok=True)
+        self.num_actions = spec.check_levels()   # every level: same actions and observations
         env = spec.make_environment(seed=spec.train.seed)
         time_step_spec = tensor_spec.from_spec(env.time_step_spec())
         action_spec = tensor_spec.from_spec(env.action_spec())
-        self.num_actions = env.num_actions
         env.close()
         spec.write_or_check(root_dir, self.num_actions, fine_tune_from)
 
@@ -104,7 +104,10 @@ class Learner:
         self.client = reverb.Client(replay_address)
         self.backoff = Backoff()
         self.returns = collections.deque(maxlen=RETURN_WINDOW)
-        self.game = game_name(spec.train.env_id)  # None unless one of the 57 ALE games
+        # Multi-level runs: the same window per level, and each level's game (None unless ALE).
+        self.level_returns = [collections.deque(maxlen=RETURN_WINDOW) for _ in spec.levels]
+        self.games = [game_name(env_id) for env_id in spec.levels]
+        self.game = self.games[0] if len(self.games) == 1 else None
         self._saved_step = self.train_step if self.manager.latest_checkpoint else -1
         self._exported_step = -1
 
@@ -162,7 +165,21 @@ class Learner:
             "max_frames": self.spec.train.max_frames, "frames_per_second": fps,
             "mean_return": float(np.mean(self.returns)) if self.returns else None,
             "episodes": len(self.returns),
-            "nonfinite_updates": int(self.agent.nonfinite_updates.numpy())})
+            "nonfinite_updates": int(self.agent.nonfinite_updates.numpy()),
+            **self.level_progress()})
+
+    def level_progress(self) -> dict:
+        """Multi-level runs: each level's mean return (and HNS for ALE games) over its last
+        episodes, and the headline: the capped mean HNS over the games with episodes."""
+        if len(self.spec.levels) == 1:
+            return {}
+        levels, hns = {}, {}
+        for env_id, game, returns in zip(self.spec.levels, self.games, self.level_returns):
+            entry = {"episodes": len(returns), "mean_return": float(np.mean(returns)) if returns else None}
+            if game is not None and returns:
+                entry["human_normalized"] = hns[game] = human_normalized(game, entry["mean_return"])
+            levels[env_id] = entry
+        return {"levels": levels, "human_normalized": aggregate(hns) if hns else None}
 
     def write_summaries(self, info, fps: float) -> None:
         extra, step = info.extra, self.train_step
@@ -188,6 +205,16 @@ class Learner:
                 if self.game is not None:
                     tf.summary.scalar("episode_return_human_normalized",
                                       human_normalized(self.game, mean_return))
+            progress = self.level_progress()
+            for env_id, entry in progress.get("levels", {}).items():
+                name = env_id.replace("/", "_")
+                if entry["mean_return"] is not None:
+                    tf.summary.scalar(f"episode_return/{name}", entry["mean_return"])
+                if "human_normalized" in entry:
+                    tf.summary.scalar(f"episode_return_human_normalized/{name}", entry["human_normalized"])
+            if progress.get("human_normalized"):
+                tf.summary.scalar("episode_return_human_normalized_capped_mean",
+                                  progress["human_normalized"]["capped_mean"])
         self.summary_writer.flush()
 
     # ------------------------------------------------------------------ loop
@@ -226,7 +253,9 @@ class Learner:
                 if start_time is None:  # frames/s from the first update on (excludes tracing)
                     start_time, start_frames = time.time(), int(self.frames.numpy())
                 extra = info.extra
-                self.returns.extend(finished_episode_returns(batch, t.unroll_length))
+                for level, value in finished_episode_returns(batch, t.unroll_length):
+                    self.returns.append(value)
+                    self.level_returns[level].append(value)
                 if not bool(extra.applied.numpy()):
                     skipped_in_a_row += 1
                     log(f"learner: non-finite loss ({float(info.loss.numpy())}) or gradient norm "
@@ -275,13 +304,16 @@ def consumed_frames(batch, unroll_length: int) -> int:
 
 
 def finished_episode_returns(batch, unroll_length: int) -> list:
-    """Returns of the episodes that end in a batch: ``episode_return`` at LAST steps among
-    the first ``unroll_length`` steps (the bootstrap step is the next trajectory's first)."""
+    """``[(level, return), ...]`` of the episodes that end in a batch: ``episode_return`` at
+    LAST steps among the first ``unroll_length`` steps (the bootstrap step is the next
+    trajectory's first), with the level (environment index) they were played on."""
     from tf_agents.trajectories import time_step as ts
 
     step_type = batch.step_type.numpy()[:, :unroll_length]
     returns = batch.episode_return.numpy()[:, :unroll_length]
-    return returns[step_type == ts.StepType.LAST].tolist()
+    levels = batch.level.numpy()[:, :unroll_length]
+    last = step_type == ts.StepType.LAST
+    return list(zip(levels[last].astype(int).tolist(), returns[last].tolist()))
 
 
 def checkpoint_to_fine_tune(source: str) -> str:
