@@ -33,6 +33,7 @@ SUBCOMMANDS = [
     ("pipelines.commands.evaluate", "evaluate"),
     ("pipelines.commands.plot", "plot"),
     ("pipelines.commands.classify", "classify"),
+    ("pipelines.commands.pbt", "pbt"),
 ]
 
 

@@ -1,0 +1,50 @@
+"""``s3ta pbt``: population-based training of the V-trace agent on Ray Tune."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from pipelines.commands.flags import add_run_args, run_spec_from_args, run_overrides
+
+
+def register(sub):
+    p = sub.add_parser(
+        "pbt", help="population-based training: a population of runs evolved by Ray Tune",
+        description="Trains --population members, each a full 's3ta train' run (its own replay server on a "
+                    "free port, learner and actors) in segments of pbt interval_frames. After the burn-in "
+                    "(ready_frames) Ray Tune's PopulationBasedTraining lets the bottom quantile copy a top "
+                    "member's checkpoint (model and optimiser state) and perturb its learning rate, entropy "
+                    "cost, optimiser epsilon and gradient clip (x1.2 / x0.8 or resampled, within bounds). "
+                    "Fitness: the capped mean human-normalised return (mean return for non-Atari ids). "
+                    "Writes ROOT/lineage.json and ROOT/hyperparameters.png. Example (this machine): "
+                    "s3ta pbt --pbt-preset small --env MiniGrid-Empty-5x5-v0 --preset small "
+                    "--set model.observation_shape=24,24,3 --max-frames 12000 --root-dir runs/pbt",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_run_args(p)
+    p.add_argument("--root-dir", required=True, help="the population's directory")
+    p.add_argument("--max-frames", type=int, required=True, help="emulator frames per member")
+    p.add_argument("--pbt-preset", default="paper", choices=("paper", "small"),
+                   help="population size, segment length, burn-in ('paper': 16 members, 2M-frame segments, "
+                        "evolution after 20M frames; 'small': 2 members, 4k-frame segments)")
+    p.add_argument("--population", type=int, default=None, help="members (default: the PBT preset's)")
+    p.add_argument("--pbt-set", dest="pbt_overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a PBTConfig field, e.g. --pbt-set interval_frames=100000")
+    p.add_argument("--address", default=None,
+                   help="a Ray cluster's address (ray start --head prints it); default: a local Ray")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pipelines.pbt.config import pbt_config
+    from pipelines.pbt.run import run_pbt
+
+    overrides = list(args.pbt_overrides) + ([f"population={args.population}"] if args.population else [])
+    pbt = pbt_config(args.pbt_preset, overrides)
+    if args.max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
+    spec = run_spec_from_args(args)
+    summary = run_pbt(spec, pbt, args.root_dir, args.max_frames, run_overrides(args), address=args.address)
+    print(json.dumps({m: {k: v for k, v in d.items() if k != "segments"} for m, d in summary["members"].items()},
+                     indent=2))
+    print(f"{len(summary['exploits'])} exploit(s); lineage: {args.root_dir}/lineage.json")
+    return 0 if all(m["status"] == "finished" for m in summary["members"].values()) else 1
