@@ -16,7 +16,9 @@ def register(sub):
                     "member's checkpoint (model and optimiser state) and perturb its learning rate, entropy "
                     "cost, optimiser epsilon and gradient clip (x1.2 / x0.8 or resampled, within bounds). "
                     "Fitness: the capped mean human-normalised return (mean return for non-Atari ids). "
-                    "Writes ROOT/lineage.json and ROOT/hyperparameters.png. Example (this machine): "
+                    "Writes ROOT/lineage.json and ROOT/hyperparameters.png. --set also takes the section "
+                    "pbt (PBTConfig, pipelines/pbt/config.py), e.g. --set pbt.interval_frames=100000. "
+                    "Example (this machine): "
                     "s3ta pbt --pbt-preset small --env MiniGrid-Empty-5x5-v0 --preset small "
                     "--set model.observation_shape=24,24,3 --max-frames 12000 --root-dir runs/pbt",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -27,8 +29,6 @@ def register(sub):
                    help="population size, segment length, burn-in ('paper': 16 members, 2M-frame segments, "
                         "evolution after 20M frames; 'small': 2 members, 4k-frame segments)")
     p.add_argument("--population", type=int, default=None, help="members (default: the PBT preset's)")
-    p.add_argument("--pbt-set", dest="pbt_overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a PBTConfig field, e.g. --pbt-set interval_frames=100000")
     p.add_argument("--address", default=None,
                    help="a Ray cluster's address (ray start --head prints it); default: a local Ray")
     p.set_defaults(func=run)
@@ -38,7 +38,9 @@ def run(args) -> int:
     from pipelines.pbt.config import pbt_config
     from pipelines.pbt.run import run_pbt
 
-    overrides = list(args.pbt_overrides) + ([f"population={args.population}"] if args.population else [])
+    overrides = [o.split(".", 1)[1] for o in args.overrides if o.startswith("pbt.")]
+    overrides += [f"population={args.population}"] if args.population else []
+    args.overrides = [o for o in args.overrides if not o.startswith("pbt.")]
     pbt = pbt_config(args.pbt_preset, overrides)
     if args.max_frames < 1:
         raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
