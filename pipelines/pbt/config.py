@@ -26,6 +26,10 @@ class PBTConfig:
     perturbation_factors: Tuple[float, ...] = (1.2, 0.8)
     resample_probability: float = 0.25
     actors_per_member: int = 1
+    # Synchronous PBT waits for every member at each segment boundary before exploiting (the
+    # paper's PBT is asynchronous; a small population on a busy machine evolves reliably only
+    # in step: otherwise one member may finish before the other has reported at all).
+    synchronous: bool = False
 
     def __post_init__(self):
         check_ranges(self, "pbt", positive=("population", "interval_frames", "actors_per_member"),
@@ -37,7 +41,8 @@ class PBTConfig:
 PBT_PRESETS = {
     "paper": PBTConfig(),
     # A population that evolves on a 2-core machine within minutes (tests, quick looks).
-    "small": PBTConfig(population=2, interval_frames=4_000, ready_frames=4_000, quantile=0.5),
+    "small": PBTConfig(population=2, interval_frames=4_000, ready_frames=4_000, quantile=0.5,
+                       synchronous=True),
 }
 
 

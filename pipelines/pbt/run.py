@@ -54,7 +54,8 @@ def run_pbt(spec, pbt: PBTConfig, root_dir: str, max_frames: int, overrides: lis
         burn_in_period=pbt.ready_frames,
         hyperparam_mutations={k: tune.loguniform(*bounds) for k, bounds in HYPERPARAMETERS.items()},
         quantile_fraction=pbt.quantile, resample_probability=pbt.resample_probability,
-        perturbation_factors=tuple(pbt.perturbation_factors), custom_explore_fn=clip_to_bounds)
+        perturbation_factors=tuple(pbt.perturbation_factors), custom_explore_fn=clip_to_bounds,
+        synch=pbt.synchronous)
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
