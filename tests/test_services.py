@@ -301,7 +301,9 @@ def test_multi_level_batch_holds_trajectories_of_every_level(server, tmp_path, c
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert "level 0 of 2" in outs[0] and "MiniGrid-Empty-6x6-v0" in outs[1] and "level 1 of 2" in outs[1]
-    batch = next(iter(make_dataset(address, experience_spec(network), 6, batch_size=10)))
+    items = server.localhost_client().server_info()[TRAJECTORY_TABLE].current_size
+    assert items >= 4, outs     # each actor wrote its windows of 6 steps
+    batch = next(iter(make_dataset(address, experience_spec(network), 6, batch_size=items, timeout_ms=30000)))
     levels_seen = batch.level.numpy()
     assert set(levels_seen[:, 0].tolist()) == {0, 1}
     assert all(len(set(row)) == 1 for row in levels_seen.tolist())   # a trajectory stays on its level
