@@ -98,11 +98,16 @@ def test_l2_keys_agent_trains_on_black_frames():
 def test_attention_is_not_uniform_at_an_episode_start():
     """Zero queries (from the zero LSTM state) would give a uniform map whose answers average
     away where things are; the queries' initial bias gives each head its own question."""
-    model = build_agent_net(agent_config("small", SMALL), "attention", 5)
-    out, _ = model.step(tf.zeros((1, 24, 24, 3), tf.uint8), [0], [0.0], model.initial_state(1), first=[True])
-    attention = out["attention"].numpy().reshape(model.num_heads, -1)
-    entropy = -(attention * np.log(attention)).sum(-1) / np.log(attention.shape[-1])
-    assert np.all(entropy < 0.95), entropy
+    def first_step_attention(overrides):
+        model = build_agent_net(agent_config("small", SMALL + overrides), "attention", 5)
+        out, _ = model.step(tf.zeros((1, 24, 24, 3), tf.uint8), [0], [0.0], model.initial_state(1), first=[True])
+        attention = out["attention"].numpy().reshape(model.num_heads, -1)
+        return attention, -(attention * np.log(attention)).sum(-1) / np.log(attention.shape[-1])
+
+    _, uniform = first_step_attention(["initial_query_scale=0"])
+    assert np.all(uniform > 0.9999), uniform            # zero queries: exactly uniform maps
+    attention, entropy = first_step_attention([])       # the small preset's scale (0.3)
+    assert np.all(entropy < 0.99), entropy
     assert not np.allclose(attention[0], attention[1])  # the heads look at different places
 
 

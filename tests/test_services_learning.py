@@ -15,18 +15,20 @@ import sys
 
 import numpy as np
 
+from agents.impala.config import DEMO
 from pipelines.analysis.stepper import load_stepper
 from pipelines.evaluation.protocol import Protocol, evaluate_game
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = "MiniGrid-Empty-5x5-v0"
-FRAMES = 120_000
+ENV = DEMO["env_id"]
 
 
 def test_demo_attention_agent_solves_minigrid(tmp_path):
-    args = ["train", "--env", ENV, "--preset", "small", "--agent", "attention",
-            "--set", "model.observation_shape=40,40,3", "--root-dir", str(tmp_path),
-            "--max-frames", str(FRAMES), "--actors", "1"]
+    """The demo run itself (``s3ta train`` with no flags: agents.impala.config.DEMO), spelled out
+    so that it writes to tmp_path; its greedy policy must reach the goal."""
+    args = ["train", "--env", ENV, "--preset", DEMO["preset"], "--agent", DEMO["agent"],
+            *[a for o in DEMO["overrides"] for a in ("--set", o)], "--root-dir", str(tmp_path),
+            "--max-frames", str(DEMO["max_frames"]), "--actors", str(DEMO["actors"])]
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=1500)
@@ -59,5 +61,5 @@ def test_demo_attention_agent_solves_minigrid(tmp_path):
     assert len(set(probs.argmax(axis=1))) >= 2      # it turns and it moves forward
 
     progress = json.loads((tmp_path / "learner.json").read_text())
-    assert progress["frames"] >= FRAMES and progress["nonfinite_updates"] == 0
+    assert progress["frames"] >= DEMO["max_frames"] and progress["nonfinite_updates"] == 0
     assert os.path.exists(tmp_path / "checkpoints" / "checkpoint")

@@ -173,7 +173,7 @@ DEMO = {
     "agent": "attention",
     "overrides": ("model.observation_shape=40,40,3",),
     "root_dir": "runs/demo",
-    "max_frames": 120_000,
+    "max_frames": 160_000,
     "actors": 1,
     "target_return": 0.90,
 }
