@@ -37,15 +37,7 @@ SUBCOMMANDS = [
 ]
 
 
-class CliError(Exception):
-    """A user-facing error: printed as ``s3ta: error: ...`` with exit code ``exit_code`` (2:
-    bad input), no traceback."""
-    exit_code = 2
-
-
-class DivergenceError(CliError):
-    """Training cannot go on: the updates keep coming out non-finite (exit code 1)."""
-    exit_code = 1
+from pipelines.errors import CliError, DivergenceError  # noqa: F401 (DivergenceError re-exported)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,12 @@ from s3ta_tf.models.agent_net import AgentNet, build_agent_net
 from s3ta_tf.run_record import RUN_FILE, agent_record, has_agent, read_record, record_path, write_record
 
 
+def variables_finite(variables) -> bool:
+    """True when every floating-point variable holds only finite values (checked before a
+    checkpoint is written, so that a diverged model never replaces a good one)."""
+    return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables if v.dtype.is_floating)
+
+
 def has_model_record(directory: str) -> bool:
     """True if ``directory`` (or its parent) has a run record that rebuilds an agent network."""
     if record_path(directory, search_parent=True) is None:

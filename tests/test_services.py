@@ -14,6 +14,7 @@ import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
 from agents.impala.replay import experience_spec
+from pipelines.errors import DivergenceError
 from pipelines.rl.learner import Learner
 from pipelines.rl.lifecycle import StopFlag
 from pipelines.rl.replay import start_server
@@ -259,7 +260,7 @@ def test_learner_stops_a_run_whose_updates_stay_non_finite(server, tmp_path, mon
     learner = Learner(spec, address, str(tmp_path), StopFlag())
     for reward in (1.0, 1.0) + (np.nan,) * 6:  # one good batch, then three non-finite ones
         _write_trajectory(client, spec, learner.network, reward)
-    with pytest.raises(learner_module.DivergenceError, match="Experience.reward") as e:
+    with pytest.raises(DivergenceError, match="Experience.reward") as e:
         learner.run(max_steps=10)
     assert "3 consecutive updates" in str(e.value) and "last good checkpoint" in str(e.value)
     assert learner.train_step == 1 and int(learner.agent.nonfinite_updates.numpy()) == 3

@@ -8,7 +8,7 @@ Progress bar with images/s and ETA, TensorBoard scalars, atomic checkpoints ever
 ``train.checkpoint_every`` steps, at the end and at SIGINT/SIGTERM; a rerun with the same
 ``--root-dir`` resumes from the latest checkpoint. A step whose loss or gradients are not finite
 is skipped and counted (``nonfinite_steps``); after ``MAX_CONSECUTIVE_NONFINITE`` in a row training
-stops with :class:`pipelines.cli.DivergenceError`. Non-finite weights are never checkpointed.
+stops with :class:`pipelines.errors.DivergenceError`. Non-finite weights are never checkpointed.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pipelines.classify.data import LoadedDataset, load_dataset, make_pipeline
 from pipelines.classify.run import (RunInfo, build_model, checkpoint_dir, load_run_info,
                                     save_run_info)
 from pipelines.classify.config import ClassifyConfig, ClassifyTrainConfig
+from s3ta_tf.checkpoints import variables_finite
 
 MAX_CONSECUTIVE_NONFINITE = 20  # skipped steps in a row before training gives up
 
@@ -82,11 +83,6 @@ def make_train_step(model, optimizer, weight_decay: float, grad_clip_norm: float
     return step
 
 
-def variables_finite(model) -> bool:
-    return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in model.variables
-               if v.dtype.is_floating)
-
-
 def make_optimizer(cfg: ClassifyTrainConfig, seq_len: int) -> tf.keras.optimizers.Optimizer:
     return tf.keras.optimizers.SGD(learning_rate=learning_rate_schedule(cfg, seq_len),
                                    momentum=cfg.momentum)
@@ -132,7 +128,7 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
     step_fn = make_train_step(model, optimizer, tcfg.weight_decay, tcfg.grad_clip_norm)
     batches = iter(make_pipeline(data, "train", cfg.data, tcfg.batch_size, training=True,
                                  seed=seed))
-    from pipelines.cli import DivergenceError
+    from pipelines.errors import DivergenceError
     from pipelines.rl.lifecycle import StopFlag
 
     stop = StopFlag().install()
@@ -172,11 +168,11 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
                                   float(optimizer.learning_rate.numpy()))
                 tf.summary.scalar("train/seq_len", t)
                 tf.summary.scalar("train/images_per_second", rate)
-        if step % tcfg.checkpoint_every == 0 and variables_finite(model):
+        if step % tcfg.checkpoint_every == 0 and variables_finite(model.variables):
             manager.save(checkpoint_number=step)
     bar.close()
     saved = manager.latest_checkpoint is not None and manager.latest_checkpoint.endswith(f"-{step}")
-    if not saved and variables_finite(model):
+    if not saved and variables_finite(model.variables):
         manager.save(checkpoint_number=step)
     writer.flush()
     result = {"step": step, "resumed_from": start, "checkpoint": manager.latest_checkpoint,

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from agents.impala.config import TRAIN_PRESETS, TrainConfig
 from s3ta_tf.config import AGENT_PRESETS, AGENT_VARIANTS, agent_config
-from s3ta_tf.config.overrides import qualify, split_sections
+from s3ta_tf.config.overrides import qualify, split_sections, warn
 from s3ta_tf.precision import PRECISION_CHOICES
 
 DEFAULT_REPLAY_PORT = 8000
@@ -44,10 +43,6 @@ def env(name: str, default=None):
     """The environment variable ``name``, or ``default`` when it is unset or empty."""
     value = os.environ.get(name)
     return default if value in (None, "") else value
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- overrides and precision
@@ -123,10 +118,10 @@ def run_overrides(args) -> list:
     for var, section in (("S3TA_MODEL_SET", "model"), ("S3TA_TRAIN_SET", "train")):
         old = env(var, "").split()
         if old:
-            _warn(f"{var} is an old spelling: use S3TA_SET with {section}.FIELD=VALUE")
+            warn(f"{var} is an old spelling: use S3TA_SET with {section}.FIELD=VALUE")
             items += qualify(section, old)
     if args.train_overrides:
-        _warn("--train-set FIELD=VALUE is an old spelling: use --set train.FIELD=VALUE")
+        warn("--train-set FIELD=VALUE is an old spelling: use --set train.FIELD=VALUE")
         items += qualify("train", args.train_overrides)
     grouped = split_sections({"model": AGENT_PRESETS["paper"], "train": TrainConfig}, items)
     return [f"{section}.{item}" for section, group in grouped.items() for item in group]

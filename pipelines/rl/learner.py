@@ -30,7 +30,7 @@ reader backs off and reconnects; on SIGINT/SIGTERM the learner finishes the curr
 checkpoints and exits.
 
 Non-finite updates are skipped (``agents.impala.learning``); after ``MAX_CONSECUTIVE_NONFINITE``
-skipped updates in a row the learner stops with :class:`DivergenceError`, which names the first
+skipped updates in a row the learner stops with :class:`pipelines.errors.DivergenceError`, which names the first
 non-finite tensor (inputs, variables, loss terms, then gradients per variable), keeping its
 last good checkpoint.
 """
@@ -48,7 +48,9 @@ from tf_agents.specs import tensor_spec
 
 from agents.impala.learning import VTraceAgent
 from agents.impala.replay import experience_spec
+from pipelines.errors import DivergenceError
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
+from s3ta_tf.checkpoints import variables_finite
 from agents.impala.builder import RunSpec
 from s3ta_tf.atomic_io import write_json_atomic
 from pipelines.evaluation.scores import aggregate, game_name, human_normalized
@@ -62,10 +64,6 @@ PROGRESS_INTERVAL_SECS = 1.0  # learner.json refresh (the launcher's progress li
 DATA_TIMEOUT_MS = 2000  # wait this long for trajectories before checking for a stop request
 PREFETCH_DEPTH = 2  # batches read ahead while an update runs
 MAX_CONSECUTIVE_NONFINITE = 20  # skipped updates in a row before the learner gives up
-
-
-class DivergenceError(RuntimeError):
-    """The updates keep coming out non-finite: training cannot go on."""
 
 
 class Learner:
@@ -117,8 +115,7 @@ class Learner:
         return int(self.agent.train_step_counter.numpy())
 
     def variables_finite(self) -> bool:
-        return all(bool(np.all(np.isfinite(v.numpy()))) for v in self.network.variables
-                   if v.dtype.is_floating)
+        return variables_finite(self.network.variables)
 
     # ------------------------------------------------------------------ outputs
     def save_checkpoint(self) -> Optional[str]:

@@ -122,12 +122,13 @@ def from_preset(presets: Mapping[str, Any], preset: str, overrides=None, kind: s
     return apply_overrides(presets[preset], overrides)
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """A deprecation or advice line on stderr (``warning: ...``)."""
     print(f"warning: {message}", file=sys.stderr)
 
 
 def split_sections(sections: Mapping[str, Any], items: Iterable[str] | None,
-                   warn: Optional[Callable[[str], None]] = _warn) -> dict:
+                   warn: Optional[Callable[[str], None]] = warn) -> dict:
     """Groups ``section.field=value`` strings by section: ``{section: ["field=value", ...]}``.
 
     ``sections`` maps each section name to its config dataclass (class or instance). A bare
