@@ -31,6 +31,7 @@ bench: venv
 	$(BIN)/s3ta bench analysis
 	$(BIN)/s3ta bench classify
 	$(BIN)/s3ta bench e2e
+	$(BIN)/s3ta bench pbt
 
 ## freeze: pin the environment in two sets: requirements.txt (runtime: setup.cfg's install_requires and
 ## their dependencies; the image installs only these) and requirements-dev.txt (tests, on top)

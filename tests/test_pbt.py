@@ -113,3 +113,40 @@ def test_a_population_of_two_evolves_and_records_its_lineage(tmp_path):
     logs = (root / "members" / e["member"] / "logs" / "learner.log").read_text()
     assert f"{e['at_frames']} frames" in logs, logs[-2000:]
     assert (root / "hyperparameters.png").stat().st_size > 0
+
+
+@pytest.mark.timeout(900)
+def test_a_member_that_crashes_is_reported_and_the_population_goes_on(tmp_path):
+    """One member's 's3ta train' is stopped from outside (SIGTERM to its launcher, as an operator
+    or an out-of-memory killer would): that member ends with an error in lineage.json and the
+    exit status, and the other member still trains to the end."""
+    import signal
+    import time
+
+    root = tmp_path / "pbt"
+    args = ["pbt", "--pbt-preset", "small", "--env", ENV, "--preset", "small", "--root-dir", str(root),
+            "--max-frames", "8000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    victim, deadline = None, time.time() + 600
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        for path in sorted((root / "members").glob("*/launcher.json")) if (root / "members").exists() else []:
+            try:
+                record = json.loads(path.read_text())
+            except ValueError:      # being written
+                continue
+            if record.get("services", {}).get("learner", {}).get("pid"):
+                victim = path.parent.name
+                os.kill(record["launcher_pid"], signal.SIGTERM)
+                break
+        time.sleep(0.5)
+    output, _ = proc.communicate(timeout=800)
+    assert victim is not None, output[-3000:]
+    assert proc.returncode == 1, output[-3000:]
+    members = json.loads((root / "lineage.json").read_text())["members"]
+    assert members[victim]["status"].startswith("error"), members[victim]["status"]
+    assert "exited with code" in members[victim]["status"]
+    (survivor,) = [m for name, m in members.items() if name != victim]
+    assert survivor["status"] == "finished" and survivor["frames"] >= 8000
+    assert victim in output and "error" in output

@@ -22,6 +22,9 @@ TARGETS = {
     "e2e": ("pipelines.rl.bench", "run_e2e_benchmark",
             "end-to-end frames/s of 's3ta train' (atari-cpu attention agent on Pong) next to raw ALE frames/s "
             "and the compute bound (measured peak GFLOP/s over GFLOP per agent step, actor plus learner)"),
+    "pbt": ("pipelines.pbt.bench", "run_pbt_benchmark",
+            "population-based training: frames/s of a population of 2 against one run of the same total "
+            "frames, and an exploit's overhead (checkpoint copy, restart to the first update) in seconds"),
 }
 
 

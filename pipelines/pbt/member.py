@@ -92,7 +92,10 @@ def train_member(config: dict) -> None:
         record = os.path.join(root, "run.json")
         if os.path.exists(record):   # the hyperparameters may have changed since the last segment
             os.remove(record)
-        sets = [a for s in list(run["overrides"]) + train_overrides(hyper, run["optimizer"]) for a in ("--set", s)]
+        # Each member its own seed (initial weights, environment seeds), not only its own hyperparameters.
+        seed = [f"train.seed={run.get('seed', 0) + int(config.get('member_index', 0))}"]
+        sets = [a for s in list(run["overrides"]) + train_overrides(hyper, run["optimizer"]) + seed
+                for a in ("--set", s)]
         cmd = [sys.executable, "-m", "pipelines.cli", "train", "--env", run["env"], "--preset", run["preset"],
                "--agent", run["agent"], "--root-dir", root, "--max-frames", str(target),
                "--actors", str(run["actors"]), *sets]

@@ -35,7 +35,7 @@ def run_pbt(spec, pbt: PBTConfig, root_dir: str, max_frames: int, overrides: lis
     import numpy as np
     import ray
     from ray import tune
-    from ray.tune.schedulers import PopulationBasedTraining
+    from pipelines.pbt.scheduler import PopulationBasedTrainingWithFailures
 
     root_dir = os.path.abspath(root_dir)
     os.makedirs(root_dir, exist_ok=True)
@@ -45,11 +45,11 @@ def run_pbt(spec, pbt: PBTConfig, root_dir: str, max_frames: int, overrides: lis
     starts = [expert] + [clip_to_bounds({k: v * float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
                                          for k, v in expert.items()}) for _ in range(pbt.population - 1)]
     run = {"pbt_root": root_dir, "env": spec.train.env_id, "preset": spec.preset, "agent": spec.variant,
-           "overrides": [o for o in overrides if not o.startswith(("train.env_id=",))],
-           "optimizer": spec.train.optimizer, "max_frames": int(max_frames),
+           "overrides": [o for o in overrides if not o.startswith(("train.env_id=", "train.seed="))],
+           "optimizer": spec.train.optimizer, "max_frames": int(max_frames), "seed": spec.train.seed,
            "interval_frames": pbt.interval_frames, "actors": pbt.actors_per_member,
            "cwd": os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}
-    scheduler = PopulationBasedTraining(
+    scheduler = PopulationBasedTrainingWithFailures(
         time_attr="frames", metric="fitness", mode="max", perturbation_interval=pbt.interval_frames,
         burn_in_period=pbt.ready_frames,
         hyperparam_mutations={k: tune.loguniform(*bounds) for k, bounds in HYPERPARAMETERS.items()},

@@ -64,8 +64,8 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
     batch = train_config(preset).batch_size
     argv = [sys.executable, "-m", "pipelines.cli", "train", "--env", env_id, "--preset", preset,
             "--agent", agent, "--root-dir", root_dir, "--actors", str(actors),
-            "--max-frames", str(10 ** 12), "--train-set", f"queue_size={batch}",
-            "--train-set", "checkpoint_interval_secs=100000", "--train-set", "export_interval_steps=0",
+            "--max-frames", str(10 ** 12), "--set", f"train.queue_size={batch}",
+            "--set", "train.checkpoint_interval_secs=100000", "--set", "train.export_interval_steps=0",
             *extra_args]
     env = dict(os.environ, PYTHONPATH=PROJECT_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     log = open(os.path.join(root_dir, "bench-train.out"), "w")
