@@ -94,7 +94,7 @@ def json_equal(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def load_agent(directory: str) -> AgentNet:
+def load_agent_net(directory: str) -> AgentNet:
     """Rebuilds the network from its run record and restores the latest checkpoint of
     ``directory`` (a learner's ``ROOT/checkpoints`` or a :func:`save_checkpoint` directory)."""
     model = model_from_record(directory)
@@ -102,5 +102,8 @@ def load_agent(directory: str) -> AgentNet:
     return model
 
 
+load_agent = load_agent_net   # the older name
+
+
 __all__ = ["RUN_FILE", "has_model_record", "model_from_record", "save_checkpoint", "restore_model",
-           "load_agent"]
+           "load_agent_net", "load_agent"]

@@ -9,7 +9,7 @@ convolution is emulated and 10–100× slower than float32, so ``auto`` picks fl
 from __future__ import annotations
 
 import functools
-from typing import FrozenSet, Tuple
+from typing import FrozenSet, List, Optional, Tuple
 
 PRECISIONS = ("float32", "bfloat16")            # what a model config may hold
 PRECISION_CHOICES = ("auto",) + PRECISIONS      # what a --precision flag accepts
@@ -66,3 +66,9 @@ def resolve_precision(precision: str, flags=None) -> Tuple[str, str]:
         return precision, "chosen explicitly"
     native, why = native_bfloat16(flags)
     return ("bfloat16" if native else "float32"), f"auto: {why}"
+
+
+def precision_overrides(precision: Optional[str]) -> List[str]:
+    """The ``model.precision=...`` override of a ``--precision`` value (``auto`` resolved for this
+    CPU), or none when it is unset."""
+    return [f"model.precision={resolve_precision(precision)[0]}"] if precision else []

@@ -137,6 +137,20 @@ def test_paper_sized_models_build():
     assert [d.units for d in video.policy_core.dense] == [1024, 1024, 1024]
 
 
+def test_imagenet_first_lr_step_is_the_curriculum_switch():
+    """SPEC §4: the x0.1 step at 1e5 coincides with the switch from T = 4 to T = 8, so the
+    preset's first boundary is its curriculum length, and the preset's T is one the curriculum
+    applies to (longer than the curriculum's T)."""
+    cfg = classify_config("imagenet")
+    t = cfg.train
+    assert t.curriculum_steps > 0 and t.lr_boundaries[0] == t.curriculum_steps == 100_000
+    assert cfg.seq_len > t.curriculum_seq_len == 4 and cfg.seq_len >= t.long_seq_len
+    assert t.seq_len_at(t.lr_boundaries[0] - 1, cfg.seq_len) == t.curriculum_seq_len
+    assert t.seq_len_at(t.lr_boundaries[0], cfg.seq_len) == cfg.seq_len
+    # the rate before the step is T = 4's, after it T = 8's: one x lr_decay step
+    assert t.base_learning_rate(t.curriculum_seq_len) * t.lr_decay == pytest.approx(t.base_learning_rate(cfg.seq_len))
+
+
 def test_imagenet_schedule_starts_at_0_1_and_steps_with_the_switch_to_t8():
     from pipelines.classify.train import learning_rate_schedule
     cfg = classify_config("imagenet")

@@ -117,3 +117,44 @@ def test_lstm_input_norm_makes_the_cell_blind_to_the_input_scale():
     assert np.abs(p1.numpy() - p100.numpy()).max() > 0.05              # without: gates saturate
     assert np.abs(c100.numpy()).mean() > np.abs(c1.numpy()).mean()      # saturated gates: |c| grows
     assert LSTMCell.from_config(normed.get_config()).input_norm
+
+
+def test_layer_normalised_convlstm_follows_the_frame_after_a_long_constant_input():
+    """The failure it fixes (docs/LEARNING.md §9): a plain ConvLSTM fed a nearly constant
+    background for hundreds of steps integrates it until tanh(c) saturates, and h stops
+    following the frame. With ``layer_norm`` h = σ(o)·tanh(LN(c)): the equations hold, the input
+    term's scale is removed, and a changed frame still changes h after 300 constant steps."""
+    tf.random.set_seed(3)
+    cell = ConvLSTMCell(filters=4, kernel_size=3, layer_norm=True)
+    x = tf.random.normal([2, 6, 5, 3], seed=4)
+    h0 = tf.random.normal([2, 6, 5, 4], seed=5)
+    c0 = tf.random.normal([2, 6, 5, 4], seed=6)
+    h1, (_, c1) = cell(x, (h0, c0))
+    ln = lambda t, eps=1e-5: (t - tf.reduce_mean(t, -1, keepdims=True)) / tf.sqrt(
+        tf.math.reduce_variance(t, -1, keepdims=True) + eps)
+    gates = (ln(tf.nn.conv2d(x, cell.input_kernel, 1, "SAME")) + ln(tf.nn.conv2d(h0, cell.recurrent_kernel, 1, "SAME"))
+             + cell.bias)
+    i, f, g, o = tf.split(gates, 4, -1)
+    c_ref = tf.sigmoid(f + 1.0) * c0 + tf.sigmoid(i) * tf.tanh(g)
+    np.testing.assert_allclose(c1.numpy(), c_ref.numpy(), atol=1e-4)
+    np.testing.assert_allclose(h1.numpy(), (tf.sigmoid(o) * tf.tanh(ln(c_ref))).numpy(), atol=1e-4)
+    h100, _ = cell(100.0 * x, (h0, c0))
+    np.testing.assert_allclose(h1.numpy(), h100.numpy(), atol=1e-3)     # input scale removed
+    assert ConvLSTMCell.from_config(cell.get_config()).layer_norm
+
+    # 300 steps of one background frame, with a forget gate near 1 (where training drifts):
+    # both cells integrate it (|c| grows to ~100), but only the plain one's tanh saturates.
+    background = 3.0 + 0.1 * tf.random.normal([1, 6, 5, 3], seed=7)
+    saturated = {}
+    for norm in (False, True):
+        c = ConvLSTMCell(filters=4, kernel_size=3, layer_norm=norm)
+        state = (tf.zeros([1, 6, 5, 4]), tf.zeros([1, 6, 5, 4]))
+        c(background, state)
+        c.bias.assign(tf.concat([3.0 * tf.ones(4), 5.0 * tf.ones(4), tf.zeros(8)], 0))
+        for _ in range(300):
+            _, state = c(background, state)
+        cell_state = state[1]
+        assert float(tf.reduce_mean(tf.abs(cell_state))) > 20.0
+        squashed = tf.tanh(c.norms["c"](cell_state) if norm else cell_state)
+        saturated[norm] = float(tf.reduce_mean(tf.cast(tf.abs(squashed) > 0.99, tf.float32)))
+    assert saturated[False] > 0.9 and saturated[True] == 0.0, saturated

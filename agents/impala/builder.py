@@ -36,10 +36,8 @@ class RunSpec:
         ``model.precision=...``."""
         if preset not in AGENT_PRESETS or preset not in TRAIN_PRESETS:
             raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
-        if precision:
-            from s3ta_tf.precision import resolve_precision
-            precision, _ = resolve_precision(precision)
-        overrides = (tuple(overrides) + ((f"model.precision={precision}",) if precision else ())
+        from s3ta_tf.precision import precision_overrides
+        overrides = (tuple(overrides) + tuple(precision_overrides(precision))
                      + ((f"train.env_id={env_id}",) if env_id else ()))
         grouped = split_sections({"model": AgentConfig, "train": TrainConfig}, overrides)
         train = train_config(preset, grouped["train"])
@@ -129,12 +127,33 @@ class RunSpec:
             differences = record_differences(theirs, mine)
             if differences:
                 raise ValueError(
-                    f"{root_dir} holds another run ({os.path.basename(path)}): " + "; ".join(differences)
+                    f"{root_dir} holds another run ({os.path.basename(path)}): "
+                    + summarize_differences(theirs, mine, differences)
                     + ". Resume it with the same flags, use a new --root-dir, or start a new run from "
                       f"its weights: --root-dir NEW --fine-tune-from {root_dir}")
             if theirs.get("fine_tuned_from"):
                 mine["fine_tuned_from"] = theirs["fine_tuned_from"]
         return {k: v for k, v in mine.items() if v is not None}
+
+
+MAX_LISTED_DIFFERENCES = 5
+
+
+def summarize_differences(theirs: dict, mine: dict, differences: list) -> str:
+    """One short clause for the refusal: the preset first when it differs (then the differing
+    fields are its consequences, so only their names are listed), at most
+    :data:`MAX_LISTED_DIFFERENCES` fields, then "and N more"."""
+    preset_differs = "preset" in theirs and theirs["preset"] != mine.get("preset")
+    if preset_differs:
+        names = [d.split(":", 1)[0] for d in differences]
+        shown = ", ".join(names[:MAX_LISTED_DIFFERENCES])
+        more = f" and {len(names) - MAX_LISTED_DIFFERENCES} more" if len(names) > MAX_LISTED_DIFFERENCES else ""
+        return (f"preset differs: run has {theirs['preset']!r}, you asked for {mine.get('preset')!r} "
+                f"({len(names)} field(s) differ: {shown}{more})")
+    text = "; ".join(differences[:MAX_LISTED_DIFFERENCES])
+    if len(differences) > MAX_LISTED_DIFFERENCES:
+        text += f"; and {len(differences) - MAX_LISTED_DIFFERENCES} more"
+    return text
 
 
 def record_differences(theirs: dict, mine: dict) -> list:

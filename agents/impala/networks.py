@@ -1,4 +1,4 @@
-"""A TF-Agents ``Network`` around an s3ta_tf agent model (any variant).
+"""A TF-Agents ``Network`` around an s3ta_tf ``AgentNet`` (any variant).
 
 Inputs are the model's inputs at a time step (docs/API.md)::
 

@@ -64,8 +64,9 @@ class ModelStepper:
 class SavedModelStepper:
     """A stepper over an ``s3ta export`` SavedModel (signatures ``serving_default``, ``initial_state``).
 
-    The serving signature has no ``first`` input, so an episode start is applied here the way
-    the model does it: state, previous action and previous reward are zeroed for that row.
+    ``first`` goes to the signature's ``first`` input. Exports made before ``serving_default``
+    had one get the episode start applied here the way the model does it: state, previous
+    action and previous reward are zeroed for that row.
     """
 
     def __init__(self, export_dir: str):
@@ -93,6 +94,7 @@ class SavedModelStepper:
             self.num_heads, self.feature_shape = int(n), (int(h), int(w))
         self._state_names = sorted(k[len(STATE_PREFIX):] for k in self._serve.structured_input_signature[1]
                                    if k.startswith(STATE_PREFIX))
+        self._takes_first = "first" in self._serve.structured_input_signature[1]
 
     def initial_state(self, batch_size: int) -> Dict[str, np.ndarray]:
         import tensorflow as tf
@@ -102,14 +104,25 @@ class SavedModelStepper:
     def step(self, observation, prev_action, prev_reward, state, first=None):
         import tensorflow as tf
         b = len(observation)
-        keep = np.ones([b], np.float32) if first is None else 1.0 - np.asarray(first, np.float32)
+        first = np.zeros([b], bool) if first is None else np.asarray(first, bool)
+        if self._takes_first:
+            inputs = {"observation": tf.constant(np.asarray(observation, np.uint8)),
+                      "prev_action": tf.constant(np.asarray(prev_action, np.int32)),
+                      "prev_reward": tf.constant(np.asarray(prev_reward, np.float32)),
+                      "first": tf.constant(first)}
+            inputs.update({self._prefix + k: tf.constant(np.asarray(state[k], np.float32))
+                           for k in self._state_names})
+            return self._split(self._serve(**inputs))
+        keep = 1.0 - first.astype(np.float32)
         inputs = {"observation": tf.constant(np.asarray(observation, np.uint8)),
                   "prev_action": tf.constant((np.asarray(prev_action) * keep).astype(np.int32)),
                   "prev_reward": tf.constant((np.asarray(prev_reward, np.float32) * keep))}
         for k in self._state_names:
             v = np.asarray(state[k], np.float32)
             inputs[self._prefix + k] = tf.constant(v * keep.reshape([-1] + [1] * (v.ndim - 1)))
-        out = self._serve(**inputs)
+        return self._split(self._serve(**inputs))
+
+    def _split(self, out):
         outputs = {k: np.asarray(v) for k, v in out.items() if not k.startswith(self._prefix)}
         new_state = {k[len(self._prefix):]: np.asarray(v) for k, v in out.items() if k.startswith(self._prefix)}
         return outputs, new_state
@@ -122,9 +135,9 @@ def load_stepper(model_dir: str):
                                 "SavedModel (s3ta export) or a checkpoint directory of a run (with its run.json)")
     if os.path.exists(os.path.join(model_dir, "saved_model.pb")):
         return SavedModelStepper(model_dir)
-    from s3ta_tf.checkpoints import has_model_record, load_agent
+    from s3ta_tf.checkpoints import has_model_record, load_agent_net
     if has_model_record(model_dir):
-        return ModelStepper(load_agent(model_dir))
+        return ModelStepper(load_agent_net(model_dir))
     raise FileNotFoundError(f"{model_dir} is neither an exported SavedModel (no saved_model.pb) nor a "
                             f"checkpoint directory of a run (no run.json beside it or in its parent); "
                             "expected the output of 's3ta export' or a learner checkpoint directory")

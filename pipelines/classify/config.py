@@ -11,8 +11,8 @@ Three presets, all data:
 - ``small``: a tiny ResNet v2 on 32×32 images, T = 4, for tests and quick learning checks.
 
 Overrides use the project's grammar ``section.field=value`` (``model.num_heads=2``,
-``train.batch_size=64``, ``data.image_size=64``, ``seq_len=8``); a bare ``field=value`` is
-still accepted, with a warning, when exactly one section has it.
+``train.batch_size=64``, ``data.image_size=64``; T is ``--seq-len``); a bare ``field=value`` is
+still accepted, with a warning, when exactly one section has it, and so is ``seq_len=N``.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from s3ta_tf.config.classifier import ClassifierModelConfig
-from s3ta_tf.config.overrides import apply_overrides, from_dict, split_sections
+from s3ta_tf.config.overrides import apply_overrides, check_ranges, from_dict, split_sections, warn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +42,14 @@ class ClassifyDataConfig:
     shuffle_buffer: int = 10_000
 
     def __post_init__(self):
-        if self.image_size < 8:
+        if not self.image_size >= 8:
             raise ValueError(f"data.image_size must be >= 8, got {self.image_size}")
+        check_ranges(self, "data", positive=("num_frames", "shuffle_buffer"),
+                     non_negative_float=("color_distortion",),
+                     positive_float=("crop_aspect_min", "crop_aspect_max"))
+        if not self.crop_aspect_min <= self.crop_aspect_max:
+            raise ValueError(f"data.crop_aspect_min must be <= data.crop_aspect_max, got "
+                             f"{self.crop_aspect_min} > {self.crop_aspect_max}")
         if not 0 < self.crop_area_min <= self.crop_area_max <= 1:
             raise ValueError("data.crop_area_min/max must satisfy 0 < min <= max <= 1")
         if not 0 < self.eval_crop_fraction <= 1:
@@ -74,8 +80,17 @@ class ClassifyTrainConfig:
     keep_checkpoints: int = 3
 
     def __post_init__(self):
-        if self.batch_size < 1 or self.total_steps < 1:
-            raise ValueError("train.batch_size and train.total_steps must be >= 1")
+        # (`not x > 0` style checks: NaN is out of every range.)
+        check_ranges(self, "train",
+                     positive=("batch_size", "total_steps", "long_seq_len", "curriculum_seq_len",
+                               "summary_every", "checkpoint_every", "keep_checkpoints", "lr_boundaries"),
+                     non_negative=("curriculum_steps",),
+                     positive_float=("learning_rate", "learning_rate_long"),
+                     non_negative_float=("weight_decay", "grad_clip_norm"))
+        if not 0 <= self.momentum <= 1:
+            raise ValueError(f"train.momentum must be in [0, 1], got {self.momentum}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"train.lr_decay must be in (0, 1], got {self.lr_decay}")
         if list(self.lr_boundaries) != sorted(self.lr_boundaries):
             raise ValueError(f"train.lr_boundaries must be increasing, got {self.lr_boundaries}")
 
@@ -99,7 +114,7 @@ class ClassifyConfig:
     seq_len: int = 8
 
     def __post_init__(self):
-        if self.seq_len < 1:
+        if not self.seq_len >= 1:
             raise ValueError(f"seq_len must be >= 1, got {self.seq_len}")
 
 
@@ -140,8 +155,11 @@ _SECTIONS = ("model", "data", "train")
 
 
 def _split_overrides(cfg: ClassifyConfig, items) -> dict:
-    """Groups ``section.field=value`` strings by section; ``seq_len=N`` is the top level."""
+    """Groups ``section.field=value`` strings by section; ``seq_len=N`` (warned) is the top level."""
     top = [it for it in items or () if it.split("=", 1)[0].strip() == "seq_len"]
+    for item in top:
+        warn(f"override {item!r}: use --seq-len {item.split('=', 1)[1].strip()} (a bare seq_len=N "
+             f"override is an old spelling)")
     grouped = split_sections({s: getattr(cfg, s) for s in _SECTIONS},
                              [it for it in items or () if it not in top])
     grouped["top"] = top

@@ -172,30 +172,46 @@ def load_dataset(name: str, data_dir: str, manual_dir: Optional[str] = None,
 def scan_image_folder(manual_dir: str, data_dir: str) -> dict:
     """Finds the images of an image folder that cannot be read (empty, truncated or not an
     image); the input pipeline skips them (``ignore_errors``). Names them on stderr and in
-    ``data_dir/image_folder_summary.json``; returns that summary."""
+    ``data_dir/image_folder_summary.json``; returns that summary. ValueError when no image (or
+    no image of one split) can be read: there would be nothing to train or evaluate on."""
     import sys
 
     from PIL import Image
 
     from s3ta_tf.atomic_io import write_json_atomic
 
-    bad, total = [], 0
+    bad, total, per_split = [], 0, {}
     for dirpath, _, files in sorted(os.walk(manual_dir)):
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
             total += 1
             path = os.path.join(dirpath, name)
+            split = os.path.relpath(path, manual_dir).split(os.sep, 1)[0]
+            per_split.setdefault(split, [0, 0])[0] += 1
             try:
                 with Image.open(path) as im:
                     im.load()  # decodes: a truncated file fails here, a header-only check would not
             except Exception as e:  # noqa: BLE001 (PIL raises many kinds for a bad file)
                 reason = "empty file" if os.path.getsize(path) == 0 else f"{type(e).__name__}: {e}"
                 bad.append({"file": os.path.relpath(path, manual_dir), "reason": reason[:200]})
+                per_split[split][1] += 1
     summary = {"manual_dir": os.path.abspath(manual_dir), "images": total, "skipped": len(bad),
                "skipped_files": bad}
     os.makedirs(data_dir, exist_ok=True)
     write_json_atomic(os.path.join(data_dir, "image_folder_summary.json"), summary)
+    # A split with no readable image would leave the input pipeline (which skips the bad ones)
+    # waiting for ever: refuse it, naming the split and a few of its files.
+    unreadable = [(None, total)] if total and len(bad) == total else [
+        (split, n) for split, (n, n_bad) in sorted(per_split.items()) if n and n_bad == n]
+    if unreadable:
+        split, n = unreadable[0]
+        files = [b["file"] for b in bad if split is None or b["file"].split(os.sep, 1)[0] == split]
+        examples = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+        which = "" if split is None else f" of split {split!r}"
+        raise ValueError(f"image_folder: none of the {n} images{which} in {manual_dir} can be read ({examples}); "
+                         f"expected PNG/JPEG images laid out as <split>/<label>/<image> (the reasons "
+                         f"are in {data_dir}/image_folder_summary.json)")
     if bad:
         names = ", ".join(f"{b['file']} ({b['reason']})" for b in bad[:5])
         print(f"image_folder: skipping {len(bad)} of {total} images that cannot be read: {names}"

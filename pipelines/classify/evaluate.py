@@ -11,6 +11,7 @@ from tqdm import tqdm
 from pipelines.classify.data import load_dataset, make_pipeline
 from pipelines.classify.run import load_classifier
 from s3ta_tf.atomic_io import write_text_atomic
+from s3ta_tf.checkpoints import variables_finite
 
 
 def top_k_correct(logits: tf.Tensor, labels: tf.Tensor, k: int) -> tf.Tensor:
@@ -24,6 +25,10 @@ def evaluate(root_dir: str, data_dir: str, manual_dir: Optional[str] = None,
              max_examples: Optional[int] = None, progress: bool = True) -> dict:
     """Restores the latest checkpoint of ``root_dir``; returns and saves top-1/top-5."""
     info, model, ckpt_path = load_classifier(root_dir)
+    if not variables_finite(model.variables):
+        raise ValueError(f"checkpoint {ckpt_path} holds non-finite weights (NaN or inf): the run "
+                         f"diverged, and its accuracy would mean nothing; evaluate a run whose "
+                         f"checkpoints are finite (retrain with a lower train.learning_rate)")
     cfg = info.config
     data = load_dataset(info.dataset, data_dir, manual_dir, num_frames=cfg.data.num_frames,
                         frame_size=cfg.data.image_size)

@@ -11,13 +11,12 @@ summaries.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Optional
 
 import tensorflow as tf
 
-from s3ta_tf.run_record import RUN_FILE, write_record
+from s3ta_tf.run_record import RUN_FILE, read_record, record_path, write_record
 from pipelines.classify.config import (ClassifyConfig, classify_config_from_dict,
                                      classify_config_to_dict)
 from s3ta_tf.models.classifier import build_classifier
@@ -52,13 +51,12 @@ def save_run_info(root_dir: str, info: RunInfo) -> None:
 
 
 def load_run_info(root_dir: str) -> RunInfo:
-    path = os.path.join(root_dir, RUN_FILE)
-    if not os.path.isfile(path):
+    record = read_record(root_dir) if record_path(root_dir) is not None else {}
+    if "class_names" not in record:   # (records written before "kind" have no kind)
         raise FileNotFoundError(f"{root_dir} is not a classification run directory: no "
-                                f"{RUN_FILE} (create one with 's3ta classify train "
+                                f"classification {RUN_FILE} (create one with 's3ta classify train "
                                 f"--root-dir {root_dir}')")
-    with open(path) as f:
-        return RunInfo.from_json(json.load(f))
+    return RunInfo.from_json(record)
 
 
 def build_model(info: RunInfo):
@@ -73,7 +71,7 @@ def checkpoint_dir(root_dir: str) -> str:
 
 def load_classifier(root_dir: str, checkpoint: Optional[str] = None):
     """Rebuilds the run's classifier and restores the latest (or given) checkpoint's weights
-    (the classifier's counterpart of :func:`s3ta_tf.checkpoints.load_agent`)."""
+    (the classifier's counterpart of :func:`s3ta_tf.checkpoints.load_agent_net`)."""
     info = load_run_info(root_dir)
     model = build_model(info)
     path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir(root_dir))

@@ -8,7 +8,9 @@ Progress bar with images/s and ETA, TensorBoard scalars, atomic checkpoints ever
 ``train.checkpoint_every`` steps, at the end and at SIGINT/SIGTERM; a rerun with the same
 ``--root-dir`` resumes from the latest checkpoint. A step whose loss or gradients are not finite
 is skipped and counted (``nonfinite_steps``); after ``MAX_CONSECUTIVE_NONFINITE`` in a row training
-stops with :class:`pipelines.errors.DivergenceError`. Non-finite weights are never checkpointed.
+stops with :class:`pipelines.errors.DivergenceError`, as does an update that leaves the weights
+non-finite (found when they are checkpointed, and always at the end: a run never ends with exit 0
+on non-finite weights). Non-finite weights are never checkpointed.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pipelines.classify.run import (RunInfo, build_model, checkpoint_dir, load_r
                                     save_run_info)
 from pipelines.classify.config import ClassifyConfig, ClassifyTrainConfig
 from s3ta_tf.checkpoints import variables_finite
+from s3ta_tf.run_record import RUN_FILE
 
 MAX_CONSECUTIVE_NONFINITE = 20  # skipped steps in a row before training gives up
 
@@ -92,7 +95,7 @@ def _run_info(root_dir, cfg, data: LoadedDataset, variant, seq_len) -> RunInfo:
     """A new run's info, or the saved one when resuming (which must match)."""
     info = RunInfo(config=cfg, dataset=data.name, class_names=data.class_names,
                    variant=variant, video=data.is_video, seq_len=seq_len)
-    if os.path.isfile(os.path.join(root_dir, "run.json")):
+    if os.path.isfile(os.path.join(root_dir, RUN_FILE)):
         saved = load_run_info(root_dir)
         for field in ("dataset", "variant", "video", "class_names"):
             if getattr(saved, field) != getattr(info, field):
@@ -131,6 +134,20 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
     from pipelines.errors import DivergenceError
     from pipelines.rl.lifecycle import StopFlag
 
+    def save_finite(at: int) -> None:
+        """Checkpoints the weights, or (when an update that looked finite made them non-finite)
+        stops with DivergenceError: non-finite weights are never saved, the last good checkpoint
+        is kept as it was."""
+        if variables_finite(model.variables):
+            manager.save(checkpoint_number=at)
+            return
+        bar.close()
+        writer.flush()
+        raise DivergenceError(
+            f"the weights are not finite after the update of step {at} (the loss and gradient "
+            f"were finite, the step was too large); not checkpointed. The last finite checkpoint "
+            f"is {manager.latest_checkpoint}. Lower train.learning_rate or set train.grad_clip_norm")
+
     stop = StopFlag().install()
     metrics, t_window, n_window = {}, time.perf_counter(), 0
     nonfinite, in_a_row = 0, 0
@@ -168,12 +185,12 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
                                   float(optimizer.learning_rate.numpy()))
                 tf.summary.scalar("train/seq_len", t)
                 tf.summary.scalar("train/images_per_second", rate)
-        if step % tcfg.checkpoint_every == 0 and variables_finite(model.variables):
-            manager.save(checkpoint_number=step)
+        if step % tcfg.checkpoint_every == 0:
+            save_finite(step)
     bar.close()
     saved = manager.latest_checkpoint is not None and manager.latest_checkpoint.endswith(f"-{step}")
-    if not saved and variables_finite(model.variables):
-        manager.save(checkpoint_number=step)
+    if not saved:
+        save_finite(step)
     writer.flush()
     result = {"step": step, "resumed_from": start, "checkpoint": manager.latest_checkpoint,
               "nonfinite_steps": nonfinite, **metrics}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from pipelines.commands.flags import (add_replay_address, add_root_dir, add_run_args, add_threads,
-                                      configure_threads, env, run_spec_from_args)
+from pipelines.commands.flags import (add_max_steps, add_num_envs, add_replay_address, add_root_dir,
+                                      add_run_args, add_threads, configure_threads, env, run_spec_from_args)
 
 
 def register(sub):
@@ -24,9 +24,8 @@ def register(sub):
                    help="this actor's index: seeds its environments and names its files (env "
                         "S3TA_ACTOR_ID; default: derived from the host name and process id, so that "
                         "replicated containers differ)")
-    p.add_argument("--num-envs", type=int, default=None,
-                   help="environments in this actor (default: the preset's envs_per_actor)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many agent steps")
+    add_num_envs(p, None, "environments in this actor (default: the preset's envs_per_actor)")
+    add_max_steps(p, "stop after this many agent steps")
     add_threads(p, default=1)
     p.set_defaults(func=run)
 

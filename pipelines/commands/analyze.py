@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines.analysis.config import ANALYSIS_PRESETS, POLICIES, AnalysisConfig, analysis_config
-from pipelines.commands.flags import add_set
+from pipelines.commands.flags import add_env, add_model_dir, add_seed, add_set
 from s3ta_tf.config.overrides import split_sections
 
 
@@ -18,10 +18,10 @@ def register(subparsers) -> None:
                     "frames after a >200-frame warm-up, a novel-state sprite probe, per-head faithfulness "
                     "(attention vs saliency) and one self-contained report.html.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, metavar="DIR",
-                   help="an exported SavedModel ('s3ta export') or a run's checkpoint directory (the model is rebuilt from the run's run.json)")
-    p.add_argument("--env", default="ALE/MsPacman-v5", metavar="ENV_ID",
-                   help="gymnasium environment id (ALE v5 ids such as ALE/MsPacman-v5)")
+    add_model_dir(p, "an exported SavedModel ('s3ta export') or a run's checkpoint directory (the model is "
+                     "rebuilt from the run's run.json)")
+    add_env(p, "ALE/MsPacman-v5", "gymnasium environment id (ALE v5 ids such as ALE/MsPacman-v5)",
+            metavar="ENV_ID")
     p.add_argument("--steps", type=int, default=300, help="agent steps to run and analyse")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
     p.add_argument("--baseline-model", metavar="DIR", default=None,
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
                    help="frame indices to perturb (each >= saliency_warmup); default: the first after the "
                         "warm-up")
     p.add_argument("--policy", choices=POLICIES, default=None, help="how actions are chosen (default: sample)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the environment and the action sampling")
+    add_seed(p, None, "seed of the environment and the action sampling")
     p.add_argument("--sprite", default=None, metavar="PNG", help="sprite for the novel-state probe")
     p.add_argument("--probe-time", type=int, default=None, help="first step showing the sprite (default: steps/2)")
     p.add_argument("--probe-position", default=None, metavar="Y,X", help="top-left pixel of the sprite (default: centred in the frame)")

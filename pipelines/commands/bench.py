@@ -6,8 +6,7 @@ import json
 import os
 import time
 
-from pipelines.commands.flags import RUN_PRESETS, add_precision
-from s3ta_tf.config import AGENT_VARIANTS
+from pipelines.commands.flags import add_agent, add_precision, add_preset
 
 # target -> (module, function(out_path, args) -> dict, help)
 TARGETS = {
@@ -19,7 +18,7 @@ TARGETS = {
                  "on 210x160 frames, batched, attention agent and feed-forward baseline"),
     "classify": ("pipelines.classify.bench", "run_classify_benchmark",
                  "ImageNet S3TA (ResNet-50 v2) training images/s at T=1,4,8, float32/bfloat16 vs measured peak"),
-    "e2e": ("pipelines.rl.bench", "run_e2e_benchmark",
+    "e2e": ("pipelines.e2e_bench", "run_e2e_benchmark",
             "end-to-end frames/s of 's3ta train' (atari-cpu attention agent on Pong) next to raw ALE frames/s "
             "and the compute bound (measured peak GFLOP/s over GFLOP per agent step, actor plus learner)"),
     "pbt": ("pipelines.pbt.bench", "run_pbt_benchmark",
@@ -35,10 +34,8 @@ def register(sub):
                                    "Targets: " + "; ".join(f"'{k}': {v[2]}" for k, v in TARGETS.items()))
     p.add_argument("target", choices=sorted(TARGETS), help="what to benchmark")
     p.add_argument("--out-dir", default="bench/results", help="where the JSON goes (default: bench/results)")
-    p.add_argument("--preset", default=None, choices=RUN_PRESETS,
-                   help="model preset (default: paper for 'model', atari-cpu for 'e2e')")
-    p.add_argument("--agent", default="attention", choices=AGENT_VARIANTS,
-                   help="model variant (default: attention)")
+    add_preset(p, None, "model preset (default: paper for 'model', atari-cpu for 'e2e')")
+    add_agent(p)
     add_precision(p, extra=". For 'e2e' (default auto); 'model' measures float32, and bfloat16 where "
                            "the CPU has it natively (else records why not)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier numbers)")

@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipelines.commands.flags import CLASSIFY_SECTIONS, add_precision, add_set
+from pipelines.classify.config import CLASSIFY_PRESETS
+from pipelines.commands.flags import (CLASSIFY_SECTIONS, add_no_progress, add_precision, add_root_dir, add_seed,
+                                      add_set, add_split)
+from s3ta_tf.config.classifier import CLASSIFIER_VARIANTS
 
 DATASET_HELP = ("dataset: 'imagenet2012' (TFDS builder, official archives in --manual-dir), "
                 "'kinetics600' (the project's builder over clips and annotation CSVs in "
@@ -29,8 +32,8 @@ def _add_data_args(p: argparse.ArgumentParser, need_dataset: bool) -> None:
 
 
 def _add_root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root-dir", required=True,
-                   help="run directory: run.json, checkpoints/, tensorboard/, results")
+    add_root_dir(p, required=True, help="run directory: run.json, checkpoints/, tensorboard/, results",
+                 env_var=None)
 
 
 def register(sub) -> None:
@@ -49,11 +52,11 @@ def register(sub) -> None:
                                   "rerunning with the same --root-dir resumes.")
     _add_data_args(t, need_dataset=True)
     _add_root(t)
-    t.add_argument("--preset", default=None, choices=("imagenet", "kinetics", "small"),
+    t.add_argument("--preset", default=None, choices=sorted(CLASSIFY_PRESETS),
                    help="configuration preset (default: kinetics for kinetics600, imagenet for "
                         "imagenet2012, small otherwise)")
     t.add_argument("--model", dest="variant", default="s3ta",
-                   choices=("s3ta", "resnet", "recurrent-resnet"),
+                   choices=CLASSIFIER_VARIANTS,
                    help="s3ta (default) or a baseline: plain ResNet, recurrent ResNet")
     t.add_argument("--seq-len", type=int, default=None,
                    help="T: times the image is presented (default: the preset's; video runs "
@@ -63,8 +66,8 @@ def register(sub) -> None:
     add_precision(t, extra=" (default: the preset's, float32)")
     add_set(t, CLASSIFY_SECTIONS, "--set train.batch_size=256 --set model.num_heads=2 "
                                   "--set data.image_size=128")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_seed(t, 0, "random seed (default 0)")
+    add_no_progress(t)
     t.set_defaults(func=_train)
 
     e = cs.add_parser("eval", help="top-1/top-5 accuracy on the validation split",
@@ -73,10 +76,10 @@ def register(sub) -> None:
                                   "ROOT/eval_<split>.json.")
     _add_data_args(e, need_dataset=False)
     _add_root(e)
-    e.add_argument("--split", default=None, help="split (default: validation, else test)")
+    add_split(e)
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--max-examples", type=int, default=None, help="evaluate at most this many")
-    e.add_argument("--no-progress", action="store_true")
+    add_no_progress(e)
     e.set_defaults(func=_eval)
 
     x = cs.add_parser("export", help="SavedModel taking JPEG/PNG bytes (or video frames)",
@@ -96,7 +99,7 @@ def register(sub) -> None:
     _add_data_args(a, need_dataset=False)
     _add_root(a)
     a.add_argument("--out", required=True, help="output PNG path")
-    a.add_argument("--split", default=None)
+    add_split(a)
     a.add_argument("--num-examples", type=int, default=4)
     a.set_defaults(func=_attention)
 
@@ -107,10 +110,8 @@ _DEFAULT_PRESET = {"imagenet2012": "imagenet", "kinetics600": "kinetics"}
 def _train(args) -> int:
     from pipelines.classify.train import train
     from pipelines.classify.config import classify_config
-    overrides = list(args.overrides)
-    if args.precision:
-        from s3ta_tf.precision import resolve_precision
-        overrides.append(f"model.precision={resolve_precision(args.precision)[0]}")
+    from s3ta_tf.precision import precision_overrides
+    overrides = list(args.overrides) + precision_overrides(args.precision)
     preset = args.preset or _DEFAULT_PRESET.get(args.dataset, "small")
     cfg = classify_config(preset, overrides, seq_len=args.seq_len)
     if args.steps is not None and args.steps < 1:
@@ -134,6 +135,9 @@ def json_text(result: dict) -> str:
 
 def _eval(args) -> int:
     from pipelines.classify.evaluate import evaluate
+    for flag, value in (("--batch-size", args.batch_size), ("--max-examples", args.max_examples)):
+        if value is not None and not value >= 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     result = evaluate(args.root_dir, args.data_dir, args.manual_dir, args.split,
                       args.batch_size, args.max_examples, progress=not args.no_progress)
     print(json_text(result))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from pipelines.commands.flags import add_env, add_model_dir, add_num_envs, add_seed
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,12 +20,11 @@ def register(subparsers) -> None:
                     "Example: s3ta evaluate --model results/pong-attention/model --env ALE/Pong-v5 "
                     "--episodes 10 --out /tmp/pong-eval",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, metavar="DIR",
-                   help="an exported SavedModel ('s3ta export', a run's export/latest), a checkpoint directory "
-                        "of a run, or a training run's --root-dir (its latest checkpoint)")
-    p.add_argument("--env", default=None, metavar="ID[,ID...]|SET",
-                   help="environment id(s), comma-separated, or a named set: atari57, atari-figures, "
-                        "atari-easy (default: the run's environment when --model is a run directory)")
+    add_model_dir(p, "an exported SavedModel ('s3ta export', a run's export/latest), a checkpoint directory "
+                     "of a run, or a training run's --root-dir (its latest checkpoint)")
+    add_env(p, None, "environment id(s), comma-separated, or a named set: atari57, atari-figures, "
+                     "atari-easy (default: the run's environment when --model is a run directory)",
+            metavar="ID[,ID...]|SET")
     p.add_argument("--episodes", type=int, default=10, help="episodes per environment")
     p.add_argument("--out", default=None, metavar="DIR", help="where the results go (default: print only)")
     p.add_argument("--greedy", action="store_true", help="take the most probable action (default: sample)")
@@ -31,8 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("--noop-max", type=int, default=30, help="up to this many random no-op steps at each start")
     p.add_argument("--max-episode-frames", type=int, default=108_000,
                    help="cut an episode after this many emulator frames (counted as truncated)")
-    p.add_argument("--num-envs", type=int, default=8, help="environments stepped together per game")
-    p.add_argument("--seed", type=int, default=0, help="seeds environments (seed*1000 + j) and action sampling")
+    add_num_envs(p, 8, "environments stepped together per game")
+    add_seed(p, 0, "seeds environments (seed*1000 + j) and action sampling")
     p.add_argument("--full-action-space", action="store_true",
                    help="all 18 ALE actions (for agents trained on the full set, e.g. multi-level)")
     p.add_argument("--no-max-pool", action="store_true",
@@ -71,6 +72,10 @@ def run(args) -> int:
                                                progress_printer, write_results)
     from pipelines.evaluation.scores import expand_env_list
 
+    for flag, value in (("--episodes", args.episodes), ("--num-envs", args.num_envs),
+                        ("--max-episode-frames", args.max_episode_frames)):
+        if not value >= 1:   # before the model is looked for, so the flag is named first
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     model_dir, run_config = resolve_model(args.model)
     train_cfg = (run_config or {}).get("train_config", {})
     env_spec = args.env or (run_config or {}).get("env_id")

@@ -26,12 +26,12 @@ def register(sub):
 
 def run(args) -> int:
     from s3ta_tf import build_agent_net
-    from s3ta_tf.checkpoints import has_model_record, load_agent, restore_model
+    from s3ta_tf.checkpoints import has_model_record, load_agent_net, restore_model
     from s3ta_tf.export import export_saved_model
     if args.checkpoint and not os.path.isdir(args.checkpoint):
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such directory")
     if args.checkpoint and has_model_record(args.checkpoint):
-        model = load_agent(args.checkpoint)
+        model = load_agent_net(args.checkpoint)
     else:
         if args.num_actions is None:
             raise ValueError("--num-actions is required unless --checkpoint belongs to a run (run.json)")

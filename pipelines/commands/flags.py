@@ -1,5 +1,7 @@
-"""Every command-line flag of ``s3ta``, declared once, with choices taken from the config
-constants; the subcommand modules only pick the groups they need.
+"""The command-line flags that several ``s3ta`` subcommands share, each declared once (an
+``add_*`` helper, the command's default and help as parameters where they differ), with choices
+taken from the config constants; the subcommand modules pick the helpers they need and declare
+only the flags that are theirs alone.
 
 Overrides have one grammar everywhere: ``--set section.field=value`` (repeatable), with the
 sections of the command: ``model`` and ``train`` for the training services (``s3ta train``,
@@ -13,7 +15,7 @@ compose (or any launcher) can drive them without flags::
     S3TA_REPLAY_ADDRESS  host:port of the replay server          (default localhost:8000)
     S3TA_REPLAY_PORT     port the replay server listens on        (default 8000)
     S3TA_QUEUE_SIZE      trajectories held by the replay queue
-    S3TA_ROOT_DIR        the run's root directory (learner; actors' episode logs)
+    S3TA_ROOT_DIR        the run's root directory (learner, train, pbt; actors' episode logs)
     S3TA_ENV             environment id                          (default: the preset's)
     S3TA_PRESET          paper | atari-cpu | small               (default paper)
     S3TA_AGENT           model variant                           (default attention)
@@ -29,11 +31,14 @@ import os
 
 from agents.impala.config import TRAIN_PRESETS, TrainConfig
 from s3ta_tf.config import AGENT_PRESETS, AGENT_VARIANTS, agent_config
-from s3ta_tf.config.overrides import qualify, split_sections, warn
-from s3ta_tf.precision import PRECISION_CHOICES
+from s3ta_tf.config.overrides import join_sections, qualify, split_sections, warn
+from s3ta_tf.precision import PRECISION_CHOICES, precision_overrides
 
 DEFAULT_REPLAY_PORT = 8000
 RUN_PRESETS = sorted(set(TRAIN_PRESETS) & set(AGENT_PRESETS))
+RUN_SECTIONS = {"model": AGENT_PRESETS["paper"], "train": TrainConfig}
+# Old spellings of S3TA_SET (read with a warning): variable -> the section its items belong to.
+OLD_SET_VARS = {"S3TA_MODEL_SET": "model", "S3TA_TRAIN_SET": "train"}
 PRESET_HELP = ("'paper' (SPEC numbers, 210x160 input), 'atari-cpu' (the same agent narrowed, 64x64 "
                "input, Adam: Atari on a few CPU cores) or 'small' (64x64 input, narrow layers: tests, "
                "quick runs, the demo)")
@@ -66,13 +71,21 @@ def add_precision(p, default=None, choices=PRECISION_CHOICES, env_var: str | Non
 
 
 # ---------------------------------------------------------------- one agent network
+def add_preset(p, default, help: str, choices=RUN_PRESETS) -> None:
+    """``--preset``: the model (and training) preset of an RL agent."""
+    p.add_argument("--preset", default=default, choices=choices, help=help)
+
+
+def add_agent(p, default="attention", help: str = "model variant (default: attention)") -> None:
+    """``--agent``: the model variant."""
+    p.add_argument("--agent", default=default, choices=AGENT_VARIANTS, help=help)
+
+
 def add_model_args(p: argparse.ArgumentParser, num_actions_required: bool = True) -> None:
     """``describe``/``export``: which network (preset, variant, actions, precision, overrides)."""
     g = p.add_argument_group("model")
-    g.add_argument("--preset", default="paper", choices=sorted(AGENT_PRESETS),
-                   help="configuration preset: " + PRESET_HELP)
-    g.add_argument("--agent", default="attention", choices=AGENT_VARIANTS,
-                   help="model variant (default: attention)")
+    add_preset(g, "paper", "configuration preset: " + PRESET_HELP, choices=sorted(AGENT_PRESETS))
+    add_agent(g)
     g.add_argument("--num-actions", type=int, required=num_actions_required, default=None,
                    help="size of the discrete action set (18 for the full Atari set)")
     add_precision(g, extra=" (default: the preset's, float32)")
@@ -81,28 +94,23 @@ def add_model_args(p: argparse.ArgumentParser, num_actions_required: bool = True
 
 def model_config_from_args(args):
     """The AgentConfig of :func:`add_model_args` flags."""
-    overrides = split_sections({"model": agent_config(args.preset)}, args.overrides)["model"]
-    if getattr(args, "precision", None):
-        from s3ta_tf.precision import resolve_precision
-        overrides.append(f"precision={resolve_precision(args.precision)[0]}")
-    return agent_config(args.preset, overrides)
+    items = list(args.overrides) + precision_overrides(getattr(args, "precision", None))
+    return agent_config(args.preset, split_sections({"model": agent_config(args.preset)}, items)["model"])
 
 
 # ---------------------------------------------------------------- the training services
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Model and training configuration: --env --preset --agent --precision --set."""
     g = p.add_argument_group("run configuration (must be the same for the learner and all actors)")
-    g.add_argument("--env", dest="env_id", default=env("S3TA_ENV"),
-                   help="environment id: an ALE v5 id such as ALE/Pong-v5, or a MiniGrid id such as "
-                        "MiniGrid-Empty-5x5-v0; several ids separated by commas, or a named set "
-                        "(atari57, atari-easy, atari-figures), train one agent on all of them "
-                        "(multi-level: actor i plays level i mod the number of levels; ALE games use "
-                        "the full 18 actions) (env S3TA_ENV; default: the preset's, "
-                        f"{TRAIN_PRESETS['paper'].env_id} for paper)")
-    g.add_argument("--preset", default=env("S3TA_PRESET"), choices=RUN_PRESETS,
-                   help=f"model and training preset: {PRESET_HELP} (env S3TA_PRESET; default paper)")
-    g.add_argument("--agent", default=env("S3TA_AGENT", "attention"),
-                   choices=AGENT_VARIANTS, help="model variant (env S3TA_AGENT)")
+    add_env(g, env("S3TA_ENV"), dest="env_id",
+            help="environment id: an ALE v5 id such as ALE/Pong-v5, or a MiniGrid id such as "
+                 "MiniGrid-Empty-5x5-v0; several ids separated by commas, or a named set "
+                 "(atari57, atari-easy, atari-figures), train one agent on all of them "
+                 "(multi-level: actor i plays level i mod the number of levels; ALE games use "
+                 "the full 18 actions) (env S3TA_ENV; default: the preset's, "
+                 f"{TRAIN_PRESETS['paper'].env_id} for paper)")
+    add_preset(g, env("S3TA_PRESET"), f"model and training preset: {PRESET_HELP} (env S3TA_PRESET; default paper)")
+    add_agent(g, env("S3TA_AGENT", "attention"), "model variant (env S3TA_AGENT)")
     add_precision(g, default="auto", env_var="S3TA_PRECISION",
                   extra="; the choice is logged and recorded in run.json")
     add_set(g, "model (AgentConfig), train (TrainConfig)",
@@ -115,7 +123,7 @@ def run_overrides(args) -> list:
     """All ``section.field=value`` overrides of the run flags, old spellings converted (with a
     warning) and validated against the sections."""
     items = list(args.overrides)
-    for var, section in (("S3TA_MODEL_SET", "model"), ("S3TA_TRAIN_SET", "train")):
+    for var, section in OLD_SET_VARS.items():
         old = env(var, "").split()
         if old:
             warn(f"{var} is an old spelling: use S3TA_SET with {section}.FIELD=VALUE")
@@ -123,8 +131,7 @@ def run_overrides(args) -> list:
     if args.train_overrides:
         warn("--train-set FIELD=VALUE is an old spelling: use --set train.FIELD=VALUE")
         items += qualify("train", args.train_overrides)
-    grouped = split_sections({"model": AGENT_PRESETS["paper"], "train": TrainConfig}, items)
-    return [f"{section}.{item}" for section, group in grouped.items() for item in group]
+    return join_sections(split_sections(RUN_SECTIONS, items))
 
 
 def run_spec_from_args(args):
@@ -154,11 +161,21 @@ def add_replay_server(p: argparse.ArgumentParser) -> None:
                         "least the learner's batch size)")
 
 
-def add_root_dir(p: argparse.ArgumentParser, required: bool, help: str | None = None) -> None:
-    default = env("S3TA_ROOT_DIR")
+def add_root_dir(p: argparse.ArgumentParser, required: bool,
+                 help: str = "the run's root directory: run.json, checkpoints, exports, summaries, episode logs",
+                 env_var: str | None = "S3TA_ROOT_DIR") -> None:
+    """``--root-dir``; its default is ``env_var`` (then it is not required) unless that is None."""
+    default = env(env_var) if env_var else None
     p.add_argument("--root-dir", default=default, required=required and default is None,
-                   help=help or "the run's root directory: run.json, checkpoints, exports, summaries, "
-                                "episode logs (env S3TA_ROOT_DIR)")
+                   help=help + (f" (env {env_var})" if env_var else ""))
+
+
+def add_max_frames(p: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    p.add_argument("--max-frames", type=int, default=None, required=required, help=help)
+
+
+def add_max_steps(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--max-steps", type=int, default=None, help=help)
 
 
 def add_fine_tune(p: argparse.ArgumentParser) -> None:
@@ -184,5 +201,33 @@ def configure_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+# ---------------------------------------------------------------- running a trained agent
+def add_model_dir(p: argparse.ArgumentParser, help: str) -> None:
+    """``--model DIR``: a trained agent (``analyze``, ``evaluate``)."""
+    p.add_argument("--model", required=True, metavar="DIR", help=help)
+
+
+def add_env(p, default, help: str, metavar: str | None = None, dest: str | None = None) -> None:
+    """``--env``: the environment id(s) (``args.env``, or ``dest``)."""
+    p.add_argument("--env", default=default, help=help,
+                   **({"metavar": metavar} if metavar else {}), **({"dest": dest} if dest else {}))
+
+
+def add_num_envs(p: argparse.ArgumentParser, default, help: str) -> None:
+    p.add_argument("--num-envs", type=int, default=default, help=help)
+
+
+def add_seed(p: argparse.ArgumentParser, default, help: str) -> None:
+    p.add_argument("--seed", type=int, default=default, help=help)
+
+
+def add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 # ---------------------------------------------------------------- the classifiers
-CLASSIFY_SECTIONS = "model, data, train (and seq_len)"
+CLASSIFY_SECTIONS = "model, data, train"
+
+
+def add_split(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default=None, help="split (default: validation, else test)")

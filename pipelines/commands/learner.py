@@ -1,8 +1,9 @@
 """``s3ta learner``: V-trace training from the replay queue."""
 from __future__ import annotations
 
-from pipelines.commands.flags import (add_replay_address, add_root_dir, add_run_args, add_threads,
-                                      add_fine_tune, configure_threads, run_spec_from_args)
+from pipelines.commands.flags import (add_fine_tune, add_max_frames, add_max_steps, add_replay_address,
+                                      add_root_dir, add_run_args, add_threads, configure_threads,
+                                      run_spec_from_args)
 
 
 def register(sub):
@@ -18,9 +19,8 @@ def register(sub):
     add_run_args(p)
     add_replay_address(p)
     add_root_dir(p, required=True)
-    p.add_argument("--max-frames", type=int, default=None,
-                   help="stop after consuming this many emulator frames (default: the preset's max_frames)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many updates (this session)")
+    add_max_frames(p, "stop after consuming this many emulator frames (default: the preset's max_frames)")
+    add_max_steps(p, "stop after this many updates (this session)")
     add_fine_tune(p)
     add_threads(p, default=0)
     p.set_defaults(func=run)
@@ -30,6 +30,9 @@ def run(args) -> int:
     from pipelines.rl.learner import run_learner
     from pipelines.rl.lifecycle import StopFlag
 
+    for flag, value in (("--max-steps", args.max_steps), ("--max-frames", args.max_frames)):
+        if value is not None and not value >= 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     if args.max_frames is not None:
         args.overrides = list(args.overrides) + [f"train.max_frames={args.max_frames}"]
     configure_threads(args.tf_threads)

@@ -4,7 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipelines.commands.flags import add_run_args, run_spec_from_args, run_overrides
+from pipelines.commands.flags import (RUN_SECTIONS, add_max_frames, add_root_dir, add_run_args,
+                                      run_spec_from_args, run_overrides)
+from pipelines.pbt.config import PBT_PRESETS, PBTConfig
+from s3ta_tf.config.overrides import join_sections, split_sections
 
 
 def register(sub):
@@ -23,9 +26,9 @@ def register(sub):
                     "--set model.observation_shape=24,24,3 --max-frames 12000 --root-dir runs/pbt",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_run_args(p)
-    p.add_argument("--root-dir", required=True, help="the population's directory")
-    p.add_argument("--max-frames", type=int, required=True, help="emulator frames per member")
-    p.add_argument("--pbt-preset", default="paper", choices=("paper", "small"),
+    add_root_dir(p, required=True, help="the population's directory")
+    add_max_frames(p, "emulator frames per member", required=True)
+    p.add_argument("--pbt-preset", default="paper", choices=sorted(PBT_PRESETS),
                    help="population size, segment length, burn-in ('paper': 16 members, 2M-frame segments, "
                         "evolution after 20M frames; 'small': 2 members, 4k-frame segments)")
     p.add_argument("--population", type=int, default=None, help="members (default: the PBT preset's)")
@@ -38,9 +41,9 @@ def run(args) -> int:
     from pipelines.pbt.config import pbt_config
     from pipelines.pbt.run import run_pbt
 
-    overrides = [o.split(".", 1)[1] for o in args.overrides if o.startswith("pbt.")]
-    overrides += [f"population={args.population}"] if args.population else []
-    args.overrides = [o for o in args.overrides if not o.startswith("pbt.")]
+    grouped = split_sections({**RUN_SECTIONS, "pbt": PBTConfig}, args.overrides)
+    overrides = grouped.pop("pbt") + ([f"population={args.population}"] if args.population else [])
+    args.overrides = join_sections(grouped)
     pbt = pbt_config(args.pbt_preset, overrides)
     if args.max_frames < 1:
         raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")

@@ -5,7 +5,8 @@ import os
 import time
 
 from agents.impala.config import DEMO
-from pipelines.commands.flags import add_fine_tune, add_root_dir, add_run_args, env, run_spec_from_args
+from pipelines.commands.flags import (OLD_SET_VARS, add_fine_tune, add_max_frames, add_root_dir, add_run_args,
+                                      env, run_spec_from_args)
 
 def register(sub):
     p = sub.add_parser(
@@ -21,9 +22,8 @@ def register(sub):
                     "Paper setting: --env ALE/Pong-v5 --preset paper --agent attention.")
     add_run_args(p)
     add_root_dir(p, required=False)
-    p.add_argument("--max-frames", type=int, default=None,
-                   help=f"emulator frames to train for (default: {DEMO['max_frames']} for the demo, "
-                        "else the preset's max_frames)")
+    add_max_frames(p, f"emulator frames to train for (default: {DEMO['max_frames']} for the demo, "
+                      "else the preset's max_frames)")
     p.add_argument("--actors", type=int, default=None,
                    help=f"actor processes (default: {DEMO['actors']} for the demo, else the preset's num_actors)")
     p.add_argument("--envs-per-actor", type=int, default=None,
@@ -32,6 +32,10 @@ def register(sub):
     p.add_argument("--actor-threads", type=int, default=1, help="TensorFlow threads per actor (default 1)")
     p.add_argument("--learner-threads", type=int, default=0,
                    help="TensorFlow threads for the learner (default 0: all cores)")
+    p.add_argument("--stop-at-return", type=float, default=None, metavar="R",
+                   help="stop cleanly (final checkpoint and export) once the mean return over the last 100 "
+                        f"training episodes reaches R (default: {DEMO['stop_at_return']} for the demo, "
+                        "else train to --max-frames)")
     add_fine_tune(p)
     p.set_defaults(func=run)
 
@@ -39,7 +43,7 @@ def register(sub):
 def _apply_demo(args) -> bool:
     """With no run-configuration flags (and no S3TA_* variables), selects the demo run."""
     if (args.env_id or args.preset or args.overrides or args.train_overrides
-            or env("S3TA_MODEL_SET") or env("S3TA_TRAIN_SET")):
+            or any(env(var) for var in OLD_SET_VARS)):
         return False
     args.env_id, args.preset, args.agent = DEMO["env_id"], DEMO["preset"], DEMO["agent"]
     args.overrides = list(DEMO["overrides"])
@@ -62,6 +66,8 @@ def run(args) -> int:
 
     max_frames = pick(args.max_frames, DEMO["max_frames"], spec.train.max_frames)
     actors = pick(args.actors, DEMO["actors"], spec.train.num_actors)
+    from pipelines.rl.launcher import warn_if_levels_without_actors
+    warn_if_levels_without_actors(actors, spec.levels)
     root_dir = args.root_dir or (DEMO["root_dir"] if demo else None)
     if root_dir is None:
         raise ValueError("--root-dir is required (or set S3TA_ROOT_DIR)")
@@ -78,8 +84,9 @@ def run(args) -> int:
     learner_args = ["--tf-threads", str(args.learner_threads)]
     if args.fine_tune_from:
         learner_args += ["--fine-tune-from", args.fine_tune_from]
+    stop_at_return = pick(args.stop_at_return, DEMO["stop_at_return"], None)
     launcher = Launcher(root_dir, run_args, actors, max_frames, replay_port=args.replay_port,
-                        queue_size=spec.train.queue_size,
+                        queue_size=spec.train.queue_size, stop_at_return=stop_at_return,
                         learner_args=learner_args,
                         actor_args=actor_args, stop=StopFlag().install())
     start = time.time()
@@ -101,7 +108,8 @@ def report_reached(launcher, root_dir: str, seconds: float, demo: bool) -> None:
         log("train: no episode finished")
         return
     line = (f"train: reached mean return {mean:.3f} over the last {n} training episodes after "
-            f"{progress.get('frames', 0):,} frames in {_duration(seconds)}")
+            f"{progress.get('frames', 0):,} frames in {_duration(seconds)}"
+            + (" (stopped at the target)" if launcher.stopped_at_target else ""))
     if demo:
         verdict = "solved" if mean >= DEMO["target_return"] else "not solved yet"
         line += (f" ({verdict}: target {DEMO['target_return']:.2f}; a random policy scores about 0.18, "
@@ -138,12 +146,14 @@ def preflight(spec, root_dir: str, args) -> int:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     from pipelines.rl.replay import check_port_free
 
-    check_root_dir(root_dir)
     if args.replay_port is not None:
         check_port_free(args.replay_port, "--replay-port")
-    num_actions = spec.check_levels()   # an unknown id or mismatched levels fail here, not in a service
-    spec.check_record(root_dir, num_actions, args.fine_tune_from)
+    # An unknown id or mismatched levels fail here, not in a service, and before the root
+    # directory is created (a refused run leaves nothing behind).
+    num_actions = spec.check_levels()
     if args.fine_tune_from:
         from pipelines.rl.learner import checkpoint_to_fine_tune
         checkpoint_to_fine_tune(args.fine_tune_from)
+    check_root_dir(root_dir)
+    spec.check_record(root_dir, num_actions, args.fine_tune_from)
     return num_actions

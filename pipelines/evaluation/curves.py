@@ -4,7 +4,9 @@ emulator frames, several runs overlaid (``s3ta plot``).
 A run's curve comes from its learner's TensorBoard summaries (``ROOT/summaries/learner``):
 ``episode_return`` (mean of the last 100 finished training episodes) and ``frames`` (emulator
 frames consumed), both written at the same train steps; the environment comes from
-``ROOT/run.json``. Human-normalised returns are computed for the 57 ALE games.
+``ROOT/run.json``. Human-normalised returns are computed for the 57 ALE games; a multi-level
+run (a comma list of ids) shows its logged capped mean human-normalised return. Points are
+drawn in the order they were written, against frames (see :func:`_summary_records`).
 """
 from __future__ import annotations
 
@@ -17,35 +19,61 @@ from pipelines.evaluation import scores
 from s3ta_tf.run_record import read_record, record_path
 
 
-def _scalars(event_dir: str) -> Dict[str, Dict[int, float]]:
-    import tensorflow as tf
-    from tensorboard.backend.event_processing import event_accumulator
+CAPPED_MEAN_TAG = "episode_return_human_normalized_capped_mean"   # multi-level Atari headline
 
-    acc = event_accumulator.EventAccumulator(event_dir, size_guidance={event_accumulator.TENSORS: 0})
-    acc.Reload()
-    out = {}
-    for tag in acc.Tags().get("tensors", []):
-        out[tag] = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
-    return out
+
+def _summary_records(event_dir: str) -> List[Dict[str, float]]:
+    """The learner's summary writes in the order they were made: one ``{tag: value, "step"}``
+    per write (the scalars of one train step). Event files are read in the order they were
+    started (each learner process writes its own). Nothing is keyed by step alone: a PBT
+    member that exploits continues from another member's step counter, which may be lower
+    than its own, and TensorBoard's reader would then discard (or overwrite) the earlier
+    points with the same steps."""
+    import tensorflow as tf
+
+    files = []
+    for name in os.listdir(event_dir):
+        if name.startswith("events.out.tfevents."):
+            path = os.path.join(event_dir, name)
+            first = next((e.wall_time for e in tf.compat.v1.train.summary_iterator(path)), 0.0)
+            files.append((first, name, path))
+    records, current = [], None
+    for _, _, path in sorted(files):
+        current = None   # a new process: a new write
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if current is None or current["step"] != event.step or value.tag in current:
+                    current = {"step": int(event.step)}
+                    records.append(current)
+                current[value.tag] = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
+                                      else float(value.simple_value))
+    return records
 
 
 def load_curve(run_dir: str) -> dict:
-    """``{"label", "env", "variant", "frames" [n], "return" [n], "hns" [n] or None}``."""
+    """``{"label", "env", "variant", "steps" [n], "frames" [n], "return" [n], "hns" [n] or None}``,
+    points in the order they were written (plot against frames: a PBT member's step counter
+    can jump back after an exploit). ``hns``: the human-normalised return of an ALE game, or
+    the capped mean over the games of a multi-level run (its logged headline)."""
     event_dir = os.path.join(run_dir, "summaries", "learner")
     if not os.path.isdir(event_dir):
         raise FileNotFoundError(f"{run_dir}: no summaries/learner directory; expected the --root-dir of a "
                                 f"training run ('s3ta train')")
     config = read_record(run_dir) if record_path(run_dir) is not None else {}
-    s = _scalars(event_dir)
-    returns, frames = s.get("episode_return", {}), s.get("frames", {})
-    steps = sorted(set(returns) & set(frames))
+    points = [r for r in _summary_records(event_dir) if "episode_return" in r and "frames" in r]
     env = config.get("env_id", "")
-    game = scores.game_name(env) if env else None
-    r = np.array([returns[k] for k in steps])
+    multi = "," in env
+    game = scores.game_name(env) if env and not multi else None
+    r = np.array([p["episode_return"] for p in points])
+    if game:
+        hns = np.array([scores.human_normalized(game, x) for x in r])
+    elif multi and any(CAPPED_MEAN_TAG in p for p in points):
+        hns = np.array([p.get(CAPPED_MEAN_TAG, np.nan) for p in points])
+    else:
+        hns = None
     return {"label": f"{os.path.basename(os.path.normpath(run_dir))} ({config.get('variant', '?')})",
-            "env": env, "variant": config.get("variant"), "steps": steps,
-            "frames": np.array([frames[k] for k in steps]), "return": r,
-            "hns": np.array([scores.human_normalized(game, x) for x in r]) if game else None}
+            "env": env, "variant": config.get("variant"), "steps": [p["step"] for p in points],
+            "frames": np.array([p["frames"] for p in points]), "return": r, "hns": hns}
 
 
 def plot_runs(run_dirs: List[str], out: str, title: Optional[str] = None,
@@ -77,7 +105,7 @@ def plot_runs(run_dirs: List[str], out: str, title: Optional[str] = None,
                 ax_h.plot(c["frames"] / 1e6, c["hns"], label=c["label"], lw=1.6)
         ax_h.axhline(100, color="grey", ls="--", lw=0.8)
         ax_h.set_xlabel("emulator frames (millions)")
-        ax_h.set_ylabel("human-normalised return (%)")
+        ax_h.set_ylabel("human-normalised return (%; capped mean for several games)")
         ax_h.grid(alpha=0.3)
         ax_h.legend(fontsize=8, loc="best")
     envs = sorted({c["env"] for c in curves if c["env"]})

@@ -16,6 +16,11 @@ HYPERPARAMETERS = {
     "gradient_clip": (1.0, 1e4),
 }
 
+# TrainConfig overrides every member trains with, applied after the user's. PBT evolves the
+# learning rate itself, and a member trains in segments (`s3ta train --max-frames <segment
+# end>`), so an annealed rate (frames / max_frames) would fall to 0 at the end of every segment.
+MEMBER_OVERRIDES = ("train.anneal_learning_rate=false",)
+
 
 @dataclasses.dataclass(frozen=True)
 class PBTConfig:
@@ -25,7 +30,7 @@ class PBTConfig:
     quantile: float = 0.25               # the bottom quantile copies the top one
     perturbation_factors: Tuple[float, ...] = (1.2, 0.8)
     resample_probability: float = 0.25
-    actors_per_member: int = 1
+    actors_per_member: int = 1           # at least one per level: a member gets max(this, levels)
     # Synchronous PBT waits for every member at each segment boundary before exploiting (the
     # paper's PBT is asynchronous; a small population on a busy machine evolves reliably only
     # in step: otherwise one member may finish before the other has reported at all).

@@ -13,8 +13,9 @@ import subprocess
 import sys
 import tempfile
 
-from pipelines.pbt.config import HYPERPARAMETERS, train_overrides
+from pipelines.pbt.config import HYPERPARAMETERS, MEMBER_OVERRIDES, train_overrides
 from s3ta_tf.atomic_io import read_json_or_none, write_json_atomic
+from s3ta_tf.run_record import RUN_FILE
 
 MEMBER_FILE = "member.json"
 LINEAGE_FILE = "lineage.jsonl"
@@ -63,6 +64,22 @@ def _record_lineage(pbt_root: str, event: dict) -> None:
         f.write(json.dumps(event) + "\n")
 
 
+def member_overrides(run: dict, hyper: dict, member_index: int = 0) -> list:
+    """A member's ``--set`` items: the population's overrides, its hyperparameters, its own
+    ``train.seed`` (its own initial weights and environment seeds), then MEMBER_OVERRIDES
+    (last, so they win: learning-rate annealing off)."""
+    seed = [f"train.seed={run.get('seed', 0) + int(member_index)}"]
+    return list(run["overrides"]) + train_overrides(hyper, run["optimizer"]) + seed + list(MEMBER_OVERRIDES)
+
+
+def member_command(run: dict, hyper: dict, member_index: int, root: str, target_frames: int) -> list:
+    """The ``s3ta train`` command line of one segment (up to ``target_frames``)."""
+    sets = [a for s in member_overrides(run, hyper, member_index) for a in ("--set", s)]
+    return [sys.executable, "-m", "pipelines.cli", "train", "--env", run["env"], "--preset", run["preset"],
+            "--agent", run["agent"], "--root-dir", root, "--max-frames", str(target_frames),
+            "--actors", str(run["actors"]), *sets]
+
+
 def train_member(config: dict) -> None:
     from ray import tune
 
@@ -72,6 +89,7 @@ def train_member(config: dict) -> None:
     root = os.path.join(run["pbt_root"], "members", trial)
     os.makedirs(root, exist_ok=True)
     state = read_json_or_none(os.path.join(root, MEMBER_FILE)) or {"member": trial, "segments": []}
+    state["forced_overrides"] = list(MEMBER_OVERRIDES)   # recorded: what every segment ran with
     frames = state["segments"][-1]["frames"] if state["segments"] else 0
 
     checkpoint = tune.get_checkpoint()
@@ -89,16 +107,10 @@ def train_member(config: dict) -> None:
     log_path = os.path.join(root, "segments.log")
     while frames < run["max_frames"]:
         target = min(frames + run["interval_frames"], run["max_frames"])
-        record = os.path.join(root, "run.json")
+        record = os.path.join(root, RUN_FILE)
         if os.path.exists(record):   # the hyperparameters may have changed since the last segment
             os.remove(record)
-        # Each member its own seed (initial weights, environment seeds), not only its own hyperparameters.
-        seed = [f"train.seed={run.get('seed', 0) + int(config.get('member_index', 0))}"]
-        sets = [a for s in list(run["overrides"]) + train_overrides(hyper, run["optimizer"]) + seed
-                for a in ("--set", s)]
-        cmd = [sys.executable, "-m", "pipelines.cli", "train", "--env", run["env"], "--preset", run["preset"],
-               "--agent", run["agent"], "--root-dir", root, "--max-frames", str(target),
-               "--actors", str(run["actors"]), *sets]
+        cmd = member_command(run, hyper, int(config.get("member_index", 0)), root, target)
         with open(log_path, "a") as log:
             code = subprocess.run(cmd, cwd=run["cwd"], env=dict(os.environ, PYTHONPATH=run["cwd"]),
                                   stdout=log, stderr=subprocess.STDOUT).returncode

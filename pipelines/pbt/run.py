@@ -17,7 +17,7 @@ import json
 import os
 from typing import Optional
 
-from pipelines.pbt.config import HYPERPARAMETERS, PBTConfig, clip_to_bounds
+from pipelines.pbt.config import HYPERPARAMETERS, MEMBER_OVERRIDES, PBTConfig, clip_to_bounds
 from pipelines.pbt.member import LINEAGE_FILE, MEMBER_FILE, train_member
 from s3ta_tf.atomic_io import read_json_or_none, write_json_atomic
 
@@ -27,6 +27,22 @@ def expert_values(spec) -> dict:
     return {"learning_rate": t.learning_rate, "entropy_cost": t.entropy_cost,
             "epsilon": t.adam_epsilon if t.optimizer == "adam" else t.rmsprop_epsilon,
             "gradient_clip": t.gradient_clip}
+
+
+def member_run(spec, pbt: PBTConfig, root_dir: str, max_frames: int, overrides: list) -> dict:
+    """What every member's segments share (``config["run"]`` of :func:`train_member`). A member
+    gets at least one actor per level (actor i plays level i mod levels)."""
+    forced = {o.split("=", 1)[0] for o in MEMBER_OVERRIDES}
+    for o in overrides:
+        if o.split("=", 1)[0] in forced and o.lower() not in MEMBER_OVERRIDES:
+            from s3ta_tf.config.overrides import warn
+            warn(f"{o} is replaced by {', '.join(MEMBER_OVERRIDES)} in every PBT member "
+                 f"(PBT evolves the learning rate; see docs/PBT.md)")
+    return {"pbt_root": root_dir, "env": spec.train.env_id, "preset": spec.preset, "agent": spec.variant,
+            "overrides": [o for o in overrides if not o.startswith(("train.env_id=", "train.seed="))],
+            "optimizer": spec.train.optimizer, "max_frames": int(max_frames), "seed": spec.train.seed,
+            "interval_frames": pbt.interval_frames, "actors": max(pbt.actors_per_member, len(spec.levels)),
+            "cwd": os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}
 
 
 def run_pbt(spec, pbt: PBTConfig, root_dir: str, max_frames: int, overrides: list,
@@ -44,11 +60,7 @@ def run_pbt(spec, pbt: PBTConfig, root_dir: str, max_frames: int, overrides: lis
     # Member 0 starts from the expert values, the others near them (x0.5 .. x2, log-uniform).
     starts = [expert] + [clip_to_bounds({k: v * float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
                                          for k, v in expert.items()}) for _ in range(pbt.population - 1)]
-    run = {"pbt_root": root_dir, "env": spec.train.env_id, "preset": spec.preset, "agent": spec.variant,
-           "overrides": [o for o in overrides if not o.startswith(("train.env_id=", "train.seed="))],
-           "optimizer": spec.train.optimizer, "max_frames": int(max_frames), "seed": spec.train.seed,
-           "interval_frames": pbt.interval_frames, "actors": pbt.actors_per_member,
-           "cwd": os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}
+    run = member_run(spec, pbt, root_dir, max_frames, overrides)
     scheduler = PopulationBasedTrainingWithFailures(
         time_attr="frames", metric="fitness", mode="max", perturbation_interval=pbt.interval_frames,
         burn_in_period=pbt.ready_frames,

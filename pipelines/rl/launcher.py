@@ -3,7 +3,9 @@
 Every service is ``python -m pipelines.cli <service> ...`` in its own process (no fork of a
 TensorFlow process), logging to ``ROOT/logs/<name>.log``. The launcher
 
-* starts the replay server, waits until it answers, then the learner and the actors;
+* starts the replay server on a port it reserves (see :func:`reserve_port`; a start that
+  finds the port taken after all is retried on another one), waits until it answers, then the
+  learner and the actors;
 * restarts any service that exits while the run is not finished (a crashed actor, a
   learner that resumes from its checkpoint, a replay server the others reconnect to);
 * shows a progress line (frames, frames/s, mean episode return, ETA) from ``ROOT/learner.json``
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import fcntl
 import glob
 import json
 import os
@@ -24,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
@@ -38,12 +42,74 @@ USAGE_ERROR = 2  # exit code of a CLI error (bad flags/config): restarting would
 STOP_TIMEOUT_SECS = 60.0
 LAUNCHER_FILE = "launcher.json"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PORT_ATTEMPTS = 20       # ports tried by reserve_port, replay starts tried by Launcher.run
+PORT_IN_USE = "already in use"   # in the replay's log when its port was taken (s3ta replay, gRPC)
 
 
 def free_port() -> int:
+    """A port nothing listens on now (the kernel's pick). Another process may take it before
+    it is used: :func:`reserve_port` guards against other ``s3ta train`` runs doing so."""
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
+
+
+class PortReservation:
+    """An exclusive lock on ``<tmp>/s3ta-ports-<uid>/<port>.lock``, held while the run uses the
+    port. The kernel's free-port pick is not a reservation: two runs started together (two PBT
+    members) can both be given the same number, and two Reverb servers do not refuse to share
+    a port (gRPC binds with SO_REUSEPORT), so without the lock they would silently split each
+    other's traffic."""
+
+    def __init__(self, port: int, fd: Optional[int]):
+        self.port, self._fd = port, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)   # closing drops the lock
+            self._fd = None
+
+
+def _lock_port(port: int) -> Optional[PortReservation]:
+    """The port's lock, or None if another process holds it."""
+    directory = os.path.join(tempfile.gettempdir(), f"s3ta-ports-{os.getuid()}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(os.path.join(directory, f"{port}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:   # no usable temp directory: no reservation, the start-up retry still applies
+        return PortReservation(port, None)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return PortReservation(port, fd)
+
+
+def reserve_port(port: Optional[int] = None, avoid=()) -> PortReservation:
+    """Reserves ``port`` (ValueError if another run holds it), or a free port (none of
+    ``avoid``) that no other run of this user on this host has reserved."""
+    if port:
+        reservation = _lock_port(port)
+        if reservation is None:
+            raise ValueError(f"--replay-port {port}: the port is already in use by another s3ta run; "
+                             f"choose another one")
+        return reservation
+    for _ in range(PORT_ATTEMPTS):
+        candidate = free_port()
+        reservation = None if candidate in avoid else _lock_port(candidate)
+        if reservation is not None:
+            return reservation
+    raise RuntimeError(f"no free port found for the replay server in {PORT_ATTEMPTS} attempts")
+
+
+def warn_if_levels_without_actors(actors: int, levels) -> None:
+    """One warning line when fewer actors than levels: actor i plays level i mod len(levels),
+    so levels beyond the actor count are never played."""
+    if len(levels) > 1 and actors < len(levels):
+        from s3ta_tf.config.overrides import warn
+        warn(f"--actors {actors} < {len(levels)} levels: only {', '.join(levels[:actors])} will be played "
+             f"(actor i plays level i mod {len(levels)}); use --actors {len(levels)} or more")
 
 
 def _die_with_parent():  # runs in the child between fork and exec
@@ -147,24 +213,35 @@ class Launcher:
     def __init__(self, root_dir: str, run_args: List[str], num_actors: int, max_frames: int,
                  replay_port: Optional[int] = None, queue_size: int = 128,
                  learner_args: List[str] = (), actor_args: List[str] = (), stop: StopFlag = None,
-                 progress: bool = True):
+                 progress: bool = True, stop_at_return: Optional[float] = None):
         self.root_dir, self.max_frames = os.path.abspath(root_dir), max_frames
-        self.port = replay_port or free_port()
-        self.address = f"localhost:{self.port}"
+        # Stop early (cleanly: final checkpoint and export) once the mean return over the last
+        # EpisodeReturns.window training episodes reaches this value; None: train to max_frames.
+        self.stop_at_return = stop_at_return
+        self.stopped_at_target = False
         self.stop = stop or StopFlag()
         self.progress = progress
+        self._fixed_port = bool(replay_port)   # the user's port: refused if taken, never replaced
+        self._args = (list(run_args), int(num_actors), int(queue_size), list(learner_args), list(actor_args))
+        self._reservation = reserve_port(replay_port)
+        self._use_port(self._reservation.port)
+        self.returns = EpisodeReturns(self.root_dir)
+        self._last_line = 0.0
+
+    def _use_port(self, port: int) -> None:
+        """(Re)builds the services' command lines for a replay server on ``port``."""
+        run_args, num_actors, queue_size, learner_args, actor_args = self._args
+        self.port, self.address = port, f"localhost:{port}"
         cli = [sys.executable, "-m", "pipelines.cli"]
         logs = os.path.join(self.root_dir, "logs")
         self.replay = Service("replay", cli + ["replay", "--port", str(self.port), "--queue-size",
                                                str(queue_size)], os.path.join(logs, "replay.log"))
-        common = list(run_args) + ["--replay-address", self.address, "--root-dir", self.root_dir]
-        self.learner = Service("learner", cli + ["learner"] + common + ["--max-frames", str(max_frames)]
-                               + list(learner_args), os.path.join(logs, "learner.log"))
+        common = run_args + ["--replay-address", self.address, "--root-dir", self.root_dir]
+        self.learner = Service("learner", cli + ["learner"] + common + ["--max-frames", str(self.max_frames)]
+                               + learner_args, os.path.join(logs, "learner.log"))
         self.actors = [Service(f"actor-{i}", cli + ["actor"] + common + ["--actor-id", str(i)]
-                               + list(actor_args), os.path.join(logs, f"actor-{i}.log"))
+                               + actor_args, os.path.join(logs, f"actor-{i}.log"))
                        for i in range(num_actors)]
-        self.returns = EpisodeReturns(self.root_dir)
-        self._last_line = 0.0
 
     @property
     def services(self) -> List[Service]:
@@ -174,6 +251,26 @@ class Launcher:
         write_json_atomic(os.path.join(self.root_dir, LAUNCHER_FILE), {
             "replay_address": self.address, "launcher_pid": os.getpid(),
             "services": {s.name: {"pid": s.pid, "restarts": s.restarts} for s in self.services}})
+
+    def _start_replay(self) -> None:
+        """Starts the replay server and waits until it answers. If it exits because its port
+        was taken meanwhile (by a process outside the reservation), it is started again on a
+        newly reserved port (up to PORT_ATTEMPTS times; not for a --replay-port the user chose)."""
+        tried = []
+        while True:
+            self.replay.start()
+            self._write_state()
+            try:
+                return self._wait_for_replay()
+            except RuntimeError as e:
+                if (self._fixed_port or PORT_IN_USE not in str(e).lower()
+                        or len(tried) + 1 >= PORT_ATTEMPTS):
+                    raise
+            tried.append(self.port)
+            log(f"train: port {self.port} was taken before the replay server bound it; trying another port")
+            self._reservation.release()
+            self._reservation = reserve_port(avoid=tried)
+            self._use_port(self._reservation.port)
 
     def _wait_for_replay(self, timeout: float = 120.0) -> None:
         import reverb
@@ -196,9 +293,7 @@ class Launcher:
         log(f"train: root {self.root_dir}, replay on {self.address}, {len(self.actors)} actor(s); "
             f"logs in {os.path.join(self.root_dir, 'logs')}")
         try:
-            self.replay.start()
-            self._write_state()
-            self._wait_for_replay()
+            self._start_replay()
             for s in [self.learner] + self.actors:
                 s.start()
             self._write_state()
@@ -206,6 +301,8 @@ class Launcher:
                 if self._supervise():
                     break
                 self._show_progress()
+                if self._target_reached():
+                    break
         finally:
             self._shutdown()
         self._show_progress(final=True)
@@ -213,6 +310,20 @@ class Launcher:
         if code == 0:
             log("train: done. " + self._what_exists())
         return code
+
+    def _target_reached(self) -> bool:
+        """True (once) when ``stop_at_return`` is set and the mean return over a full window of
+        training episodes has reached it."""
+        if self.stop_at_return is None:
+            return False
+        self.returns.update()
+        r = self.returns
+        if len(r.returns) < r.window or r.mean < self.stop_at_return:
+            return False
+        self.stopped_at_target = True
+        log(f"train: mean return {r.mean:.3f} over the last {r.window} training episodes reached the "
+            f"target {self.stop_at_return:.3f}: stopping (final checkpoint and export)")
+        return True
 
     def _what_exists(self) -> str:
         """Where the run's results are: only the files that exist (a run stopped before its
@@ -293,3 +404,4 @@ class Launcher:
         self.replay.signal(signal.SIGTERM)
         self.replay.wait(STOP_TIMEOUT_SECS)
         self._write_state()
+        self._reservation.release()

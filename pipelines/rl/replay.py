@@ -24,7 +24,13 @@ def start_server(port: int, queue_size: int):
     """Starts (and returns) a ``reverb.Server`` on ``port`` (0: any free port)."""
     import reverb
 
-    return reverb.Server(tables=make_tables(queue_size), port=port or None)
+    try:
+        return reverb.Server(tables=make_tables(queue_size), port=port or None)
+    except ValueError as e:   # gRPC's "Failed to BuildAndStart" (its log says: address already in use)
+        if "BuildAndStart" not in str(e):
+            raise
+        raise ValueError(f"port {port}: the port is already in use (the replay server could not bind it); "
+                         f"choose another one") from None
 
 
 def serve(port: int, queue_size: int, stop: StopFlag) -> int:

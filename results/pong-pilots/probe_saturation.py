@@ -5,10 +5,10 @@
 import os, sys, numpy as np
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf
-from s3ta_tf.checkpoints import load_agent
+from s3ta_tf.checkpoints import load_agent_net
 from agents.environments import make_environment
 run = sys.argv[1]
-model = load_agent(run + "/checkpoints")
+model = load_agent_net(run + "/checkpoints")
 rec = {"heads_in": [], "hidden": [], "ap": []}
 orig_heads = model.heads.call
 def heads_call(x):

@@ -6,14 +6,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
-from s3ta_tf.precision import PRECISIONS
+from s3ta_tf.config.model import AttentionSizes, check_precision
 
 CLASSIFIER_VARIANTS = ("s3ta", "resnet", "recurrent-resnet")
 CORES = ("resnet50v2", "resnet34v2", "tiny")
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifierModelConfig:
+class ClassifierModelConfig(AttentionSizes):
     """The network. Feature map (h, w) = image_size / 32 for the ResNet cores (7×7 at 224)."""
     # Vision core: "resnet50v2" (keras.applications, weights=None), "resnet34v2" (ours) or
     # "tiny" (ours: basic blocks with `tiny_widths`, one block per stage, stem without pooling).
@@ -35,16 +35,7 @@ class ClassifierModelConfig:
     def __post_init__(self):
         if self.core not in CORES:
             raise ValueError(f"model.core must be one of {CORES}, got {self.core!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"model.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision(self.precision)
         for name in ("num_heads", "key_channels", "basis_frequencies"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-
-    @property
-    def basis_channels(self) -> int:
-        return (2 * self.basis_frequencies) ** 2
-
-    @property
-    def query_size(self) -> int:
-        return self.key_channels + self.basis_channels

@@ -16,8 +16,27 @@ from s3ta_tf.precision import PRECISIONS
 AGENT_VARIANTS = ("attention", "fixed-query", "l2-keys", "feedforward", "lstm")
 
 
+def check_precision(precision: str) -> None:
+    """ValueError unless ``precision`` is one a model config may hold."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"model.precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+class AttentionSizes:
+    """The derived attention sizes of a config with ``key_channels`` and ``basis_frequencies``
+    (the agent's and the classifier's)."""
+
+    @property
+    def basis_channels(self) -> int:
+        return (2 * self.basis_frequencies) ** 2
+
+    @property
+    def query_size(self) -> int:
+        return self.key_channels + self.basis_channels
+
+
 @dataclasses.dataclass(frozen=True)
-class AgentConfig:
+class AgentConfig(AttentionSizes):
     # Observation: uint8 frames, scaled to [0, 1] inside the model.
     observation_shape: Tuple[int, ...] = (210, 160, 3)
     # Vision core: conv 8x8/4 (32) -> conv 4x4/2 (64) -> ConvLSTM 3x3 (128), SAME padding.
@@ -26,6 +45,9 @@ class AgentConfig:
     conv_strides: Tuple[int, ...] = (4, 2)
     convlstm_channels: int = 128
     convlstm_kernel: int = 3
+    # Layer-normalise the ConvLSTM's gate terms and cell state (not in the paper; see
+    # s3ta_tf/layers/convlstm.py and docs/LEARNING.md §9).
+    convlstm_layer_norm: bool = False
     # Attention: keys are the first `key_channels` ConvLSTM channels, values the rest.
     key_channels: int = 8
     num_heads: int = 4
@@ -67,21 +89,13 @@ class AgentConfig:
         if not 0 < self.key_channels < self.convlstm_channels:
             raise ValueError(f"model.key_channels must be in (0, convlstm_channels={self.convlstm_channels}), "
                              f"got {self.key_channels}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"model.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision(self.precision)
 
-    # Derived sizes (SPEC §1): never stored, always computed.
-    @property
-    def basis_channels(self) -> int:
-        return (2 * self.basis_frequencies) ** 2
-
+    # Derived sizes (SPEC §1): never stored, always computed (basis_channels and query_size:
+    # AttentionSizes).
     @property
     def value_channels(self) -> int:
         return self.convlstm_channels - self.key_channels
-
-    @property
-    def query_size(self) -> int:
-        return self.key_channels + self.basis_channels
 
     @property
     def answer_size(self) -> int:

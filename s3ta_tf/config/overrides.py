@@ -163,6 +163,11 @@ def split_sections(sections: Mapping[str, Any], items: Iterable[str] | None,
     return grouped
 
 
+def join_sections(grouped: Mapping[str, Iterable[str]]) -> list:
+    """The inverse of :func:`split_sections`: ``["section.field=value", ...]``, section by section."""
+    return [f"{section}.{item}" for section, items in grouped.items() for item in items]
+
+
 def qualify(section: str, items: Iterable[str] | None) -> list:
     """``["field=value"]`` -> ``["section.field=value"]`` (items already qualified are kept)."""
     out = []

@@ -37,13 +37,15 @@ class ConvTorso(tf.keras.layers.Layer):
 class VisionCore(tf.keras.layers.Layer):
     """Conv torso + ConvLSTM. State: ``(h, c)``, each ``[B, h, w, convlstm_channels]`` float32."""
 
-    def __init__(self, channels, kernels, strides, convlstm_channels, convlstm_kernel, **kw):
+    def __init__(self, channels, kernels, strides, convlstm_channels, convlstm_kernel,
+                 convlstm_layer_norm: bool = False, **kw):
         super().__init__(**kw)
         self.torso = ConvTorso(channels, kernels, strides, dtype=self.dtype_policy, name="torso")
-        self.convlstm = ConvLSTMCell(convlstm_channels, convlstm_kernel, dtype=self.dtype_policy,
-                                     name="convlstm")
+        self.convlstm = ConvLSTMCell(convlstm_channels, convlstm_kernel, layer_norm=convlstm_layer_norm,
+                                     dtype=self.dtype_policy, name="convlstm")
         self._args = dict(channels=tuple(channels), kernels=tuple(kernels), strides=tuple(strides),
-                          convlstm_channels=convlstm_channels, convlstm_kernel=convlstm_kernel)
+                          convlstm_channels=convlstm_channels, convlstm_kernel=convlstm_kernel,
+                          convlstm_layer_norm=bool(convlstm_layer_norm))
 
     def build(self, input_shape):
         # The torso's convolutions build on their first call; the ConvLSTM is built here

@@ -1,0 +1,36 @@
+"""Overlays the Pong pilots' curves from their CSVs (the runs themselves are not committed).
+
+    python results/pong-pilots/plot_csvs.py      # writes results/pong-pilots/curve.{png,svg}
+"""
+import csv
+import os
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNS = {
+    "pA": "pA attention, entropy 0.01",
+    "pB": "pB feed-forward, entropy 0.01",
+    "pC": "pC attention + LSTM input norm, entropy 0.01",
+    "pE": "pE attention + LSTM input norm, entropy 0.002",
+}
+
+fig, ax = plt.subplots(figsize=(8, 4.5))
+for run, label in RUNS.items():
+    path = os.path.join(HERE, f"curve-{run}.csv")
+    if not os.path.exists(path):
+        continue
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    ax.plot([int(r["frames"]) / 1e6 for r in rows], [float(r["episode_return"]) for r in rows], label=label)
+ax.axhline(-20.7, color="grey", lw=0.8, ls="--", label="random (-20.7)")
+ax.set_xlabel("emulator frames (millions)")
+ax.set_ylabel("training return (mean of last 100 episodes)")
+ax.set_title("ALE/Pong-v5, atari-cpu preset, 2-core AVX2 CPU")
+ax.legend(fontsize=8)
+fig.tight_layout()
+for ext in ("png", "svg"):
+    fig.savefig(os.path.join(HERE, f"curve.{ext}"), dpi=110)
+print("wrote", os.path.join(HERE, "curve.png"))
