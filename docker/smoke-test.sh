@@ -59,15 +59,38 @@ wait_for 120 "TensorBoard" tensorboard_up
 step "a crashed actor is restarted and training goes on"
 victim=$(actor_pids | head -1)
 [ -n "$victim" ] || fail "no actor container"
-"${DC[@]}" exec -T --index 1 actor python -c "
-import os, signal
+restarts=$(docker inspect -f '{{.RestartCount}}' "$victim") || fail "cannot inspect actor container $victim"
+# SIGKILL the actor's Python process inside that same container (init: true makes tini PID 1, so
+# the actor is its child and the kill is not ignored); the container then exits 137 and its
+# restart policy brings it back. The exec prints the PIDs it kills and exits 3 if it finds none;
+# it may itself be torn down with the container (137) once the kill has landed.
+kill_out=$(docker exec "$victim" python -c "
+import os, signal, sys
+me = os.getpid()
+pids = []
 for p in os.listdir('/proc'):
-    if p.isdigit() and int(p) != os.getpid():
-        cmd = open(f'/proc/{p}/cmdline', 'rb').read()
-        if b'actor' in cmd and b'python' in cmd.split(b'\0')[0] + cmd:
-            os.kill(int(p), signal.SIGKILL)
-" >/dev/null 2>&1
-restarted() { [ "$(docker inspect -f '{{.RestartCount}}' "$victim")" -ge 1 ] && [ "$(docker inspect -f '{{.State.Running}}' "$victim")" = true ]; }
+    if not p.isdigit() or int(p) == me:
+        continue
+    try:
+        argv = open(f'/proc/{p}/cmdline', 'rb').read().split(b'\0')
+    except OSError:
+        continue
+    if b'python' in argv[0] and b'actor' in argv[1:]:
+        pids.append(int(p))
+if not pids:
+    print('no actor process found', flush=True)
+    sys.exit(3)
+print('killing', *pids, flush=True)
+for p in pids:
+    os.kill(p, signal.SIGKILL)
+" 2>&1)
+kill_rc=$?
+case "$kill_rc" in
+    0|137) [[ "$kill_out" == killing* ]] || fail "kill in actor container $victim did not run: $kill_out (exit $kill_rc)";;
+    *) fail "kill in actor container $victim failed with exit $kill_rc: $kill_out";;
+esac
+echo "  container ${victim:0:12}: $kill_out"
+restarted() { [ "$(docker inspect -f '{{.RestartCount}}' "$victim")" -gt "$restarts" ] && [ "$(docker inspect -f '{{.State.Running}}' "$victim")" = true ]; }
 wait_for 120 "the crashed actor to be restarted" restarted
 before=$(learner_json train_step)
 wait_for 180 "training to go on after the crash (step $before)" step_above "$before"

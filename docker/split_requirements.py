@@ -24,31 +24,54 @@ def requirement_name(spec: str) -> str:
     return canonical(re.split(r"[\s;<>=!~\[(]", spec.strip(), maxsplit=1)[0])
 
 
+def _packaging():
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pip vendors packaging
+        from pip._vendor.packaging.requirements import Requirement
+    return Requirement
+
+
+def applies(spec: str, extras=(), environment: dict | None = None) -> bool:
+    """Whether requirement ``spec`` (a ``Requires-Dist`` line) holds here: its environment
+    marker (``python_version``, ``sys_platform``, ...) evaluated for this interpreter, or with
+    ``environment`` overriding it, and ``extra == "x"`` true only for the requested ``extras``."""
+    marker = _packaging()(spec).marker
+    if marker is None:
+        return True
+    return any(marker.evaluate(dict(environment or {}, extra=e)) for e in ("",) + tuple(extras))
+
+
 def installed() -> dict:
     return {canonical(d.metadata["Name"]): d for d in md.distributions()}
 
 
-def closure(roots, dists: dict) -> set:
-    seen, todo = set(), [canonical(r) for r in roots]
+def closure(roots, dists: dict, environment: dict | None = None) -> set:
+    """The installed distributions ``roots`` need, transitively: requirements whose markers hold
+    (:func:`applies`), including those of extras a requirement asks for (``etils[epath]``)."""
+    requirement = _packaging()
+    seen, todo = set(), []
+    for r in roots:
+        req = requirement(r)
+        todo.append((canonical(req.name), frozenset(req.extras)))
+    done = set()
     while todo:
-        name = todo.pop()
-        if name in seen or name not in dists:
+        name, extras = todo.pop()
+        if (name, extras) in done or name not in dists:
             continue
+        done.add((name, extras))
         seen.add(name)
-        for req in dists[name].requires or ():
-            if "extra ==" in req:   # optional extras are not part of the closure
-                continue
-            marker = req.split(";", 1)[1] if ";" in req else ""
-            if "python_version" in marker and "3.11" not in marker and "<" in marker and '"3' in marker:
-                pass
-            todo.append(requirement_name(req))
+        for line in dists[name].requires or ():
+            if applies(line, sorted(extras), environment):
+                req = requirement(line)
+                todo.append((canonical(req.name), frozenset(req.extras)))
     return seen
 
 
 def main(setup_cfg: str = "setup.cfg") -> int:
     cfg = configparser.ConfigParser()
     cfg.read(setup_cfg)
-    roots = [requirement_name(line) for line in cfg["options"]["install_requires"].splitlines() if line.strip()]
+    roots = [line.strip() for line in cfg["options"]["install_requires"].splitlines() if line.strip()]
     dists = installed()
     runtime = closure(roots, dists) - {"s3ta-tf"}
     pins = {name: f"{d.metadata['Name']}=={d.version}" for name, d in dists.items()

@@ -153,3 +153,37 @@ def test_help_describes_analyze(capsys):
     text = capsys.readouterr().out
     for flag in ("--model", "--env", "--steps", "--out", "--baseline-model", "--saliency-frames", "--sprite"):
         assert flag in text
+
+
+def test_one_overlay_video_per_episode_when_several_episodes_end(tmp_path):
+    """MiniGrid-Empty-5x5 ends an episode at the goal or after 100 steps, so 210 steps of an
+    untrained (near-random) agent hold at least two finished episodes: each gets its own overlay
+    video (MP4 and GIF) with one frame per step of that episode, and together they cover the run."""
+    cfg = agent_config("small", {"observation_shape": (40, 40, 3)})     # MiniGrid 5x5: 40x40 pixels
+    model_dir = str(tmp_path / "model")       # a checkpoint directory: no SavedModel tracing
+    save_checkpoint(model_dir, build_agent_net(cfg, "attention", 7))
+    out = tmp_path / "out"
+    steps = 210
+    assert analyze("--model", model_dir, "--env", "MiniGrid-Empty-5x5-v0", "--steps", str(steps),
+                   "--out", str(out), "--preset", "small", "--set", f"analysis.saliency_warmup={steps}",
+                   "--probe-position", "4,4") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    episodes = summary["episodes"]
+    assert len(episodes) >= 3, summary["episode_starts"]     # >= 2 finished, then the cut-off one
+    assert [e["first_step"] for e in episodes] == [0] + [s for s in summary["episode_starts"] if s > 0]
+    assert sum(e["steps"] for e in episodes) == steps
+    written = sorted(p.name for p in out.glob("overlays_episode*.mp4"))
+    assert written == [f"overlays_episode{k:03d}.mp4" for k in range(len(episodes))]
+    whole = video.read_video(str(out / "overlays.mp4"))
+    for e in episodes:
+        name = f"overlays_episode{e['episode']:03d}"
+        frames = video.read_video(str(out / f"{name}.mp4"))
+        assert frames.shape == (e["steps"],) + whole.shape[1:], name
+        with Image.open(out / f"{name}.gif") as gif:
+            # small preset: gif_max_frames=60, so longer episodes are evenly subsampled
+            assert gif.n_frames == len(range(0, e["steps"], -(-e["steps"] // 60))), name
+        # the episode's video is the whole run's frames a..b (up to H.264 loss)
+        a = e["first_step"]
+        assert np.abs(frames[0].astype(int) - whole[a].astype(int)).mean() < 8, name
+    files = summary["files"]["overlays_per_episode"]
+    assert len(files) == len(episodes)

@@ -227,7 +227,7 @@ def test_exported_signature_rejects_nan_reward_and_out_of_range_action(tmp_path)
     serve = loaded.signatures["serving_default"]
     state = loaded.signatures["initial_state"](batch_size=tf.constant(1))
     good = dict(observation=tf.zeros([1, 64, 64, 3], tf.uint8), prev_action=tf.zeros([1], tf.int32),
-                prev_reward=tf.zeros([1]), **state)
+                prev_reward=tf.zeros([1]), first=tf.zeros([1], tf.bool), **state)
     assert np.isfinite(serve(**good)["value"].numpy()).all()
     with pytest.raises(tf.errors.InvalidArgumentError, match="prev_reward: expected finite"):
         serve(**dict(good, prev_reward=tf.constant([np.nan], tf.float32)))

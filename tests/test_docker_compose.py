@@ -255,6 +255,15 @@ def test_the_image_is_built_once_from_the_repository(compose):
     assert ".venv" in ignore and ".git" in ignore
 
 
+def test_build_context_leaves_out_what_the_image_does_not_run():
+    def entries(path):
+        return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    buildkit, classic = entries(DOCKER / "Dockerfile.dockerignore"), entries(REPO / ".dockerignore")
+    assert buildkit == classic         # BuildKit reads the first, the classic builder the second
+    assert {".git", ".venv", "runs", "results", "docs", "tests"} <= set(buildkit)
+    assert "README.md" not in buildkit  # setup.cfg's long_description reads it at pip install
+
+
 def test_interpolation_helper():
     assert interpolate("${A:-x}", {}) == "x" and interpolate("${A:-x}", {"A": ""}) == "x"
     assert interpolate("${A-x}", {"A": ""}) == "" and interpolate("${A}", {"A": "v"}) == "v"

@@ -36,7 +36,7 @@ def test_saved_model_matches_python_over_chained_steps(exported):
     for t in range(4):
         obs = rng.integers(0, 256, size=(b, 64, 64, 3), dtype=np.uint8)
         out = serve(observation=tf.constant(obs), prev_action=tf.constant(action),
-                    prev_reward=tf.constant(reward), **s_saved)
+                    prev_reward=tf.constant(reward), first=tf.zeros([b], tf.bool), **s_saved)
         ref, s_py = model.step(obs, action, reward, s_py)
         for k in ("logits", "value", "attention", "what", "where"):
             assert np.allclose(out[k], ref[k], atol=1e-5), (k, t)
@@ -52,7 +52,9 @@ def test_saved_model_rejects_wrong_shape_and_dtype(exported):
     serve = tf.saved_model.load(path).signatures["serving_default"]
     state = tf.saved_model.load(path).signatures["initial_state"](batch_size=tf.constant(1))
     good = dict(observation=tf.zeros([1, 64, 64, 3], tf.uint8), prev_action=tf.zeros([1], tf.int32),
-                prev_reward=tf.zeros([1]), **state)
+                prev_reward=tf.zeros([1]), first=tf.zeros([1], tf.bool), **state)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="first: batch size differs"):
+        serve(**dict(good, first=tf.constant([True, False])))
     with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError), match=r"observation: expected uint8 \[B, 64, 64, 3\]"):
         serve(**dict(good, observation=tf.zeros([1, 32, 32, 3], tf.uint8)))
     with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError), match=r"uint8|observation"):
@@ -97,7 +99,7 @@ def test_checkpoint_round_trip_and_export_from_checkpoint_cli(tmp_path):
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
     obs = np.random.default_rng(1).integers(0, 256, size=(1, 64, 64, 3), dtype=np.uint8)
     got = serve(observation=tf.constant(obs), prev_action=tf.zeros([1], tf.int32), prev_reward=tf.zeros([1]),
-                **{f"state_{k}": v for k, v in model.initial_state(1).items()})
+                first=tf.zeros([1], tf.bool), **{f"state_{k}": v for k, v in model.initial_state(1).items()})
     ref, _ = model.step(obs, np.zeros(1, np.int32), np.zeros(1, np.float32), model.initial_state(1))
     assert np.allclose(got["logits"], ref["logits"], atol=1e-5)
 
@@ -129,10 +131,14 @@ def test_cli_bad_flags_get_clear_errors(argv, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_serving_reset_matches_python_with_a_reset_mid_episode_and_returns_queries(exported):
+@pytest.mark.parametrize("signature", ["serving_default", "serving_reset"])
+def test_serving_default_takes_first_and_matches_python_with_a_reset_mid_episode(exported, signature):
+    """serving_default's first (serving_reset is the same function, kept for older clients):
+    logits, value, attention maps, queries and answers equal the Python model's step over
+    chained steps in which row 0 starts a new episode at t = 3."""
     model, path = exported
     loaded = tf.saved_model.load(path)
-    reset, init = loaded.signatures["serving_reset"], loaded.signatures["initial_state"]
+    serve, init = loaded.signatures[signature], loaded.signatures["initial_state"]
     rng = np.random.default_rng(1)
     b = 2
     s_saved, s_py = init(batch_size=tf.constant(b)), model.initial_state(b)
@@ -140,16 +146,82 @@ def test_serving_reset_matches_python_with_a_reset_mid_episode_and_returns_queri
     for t in range(5):
         first = np.array([t == 0 or t == 3, t == 0])    # row 0 starts a new episode at t = 3
         obs = rng.integers(0, 256, size=(b, 64, 64, 3), dtype=np.uint8)
-        out = reset(observation=tf.constant(obs), prev_action=tf.constant(action),
+        out = serve(observation=tf.constant(obs), prev_action=tf.constant(action),
                     prev_reward=tf.constant(reward), first=tf.constant(first), **s_saved)
         ref, s_py = model.step(obs, action, reward, s_py, first)
         for k in ("logits", "value", "attention", "what", "where", "queries", "answers"):
             assert np.allclose(out[k], ref[k], atol=1e-5), (k, t)
+        for k, v in s_py.items():
+            assert np.allclose(out["state_" + k], v, atol=1e-5), (k, t)
         s_saved = {k: v for k, v in out.items() if k.startswith("state_")}
         action, reward = out["action"].numpy(), rng.normal(size=b).astype(np.float32)
     cfg = model.config
     assert out["queries"].shape == (b, cfg.num_heads, cfg.key_channels + cfg.basis_channels)
     assert out["answers"].shape == (b, cfg.num_heads, cfg.value_channels + cfg.basis_channels)
-    # serving_default keeps its inputs (no first) and returns the queries and answers too.
+
+
+def _saved_model_proto(path):
+    from tensorflow.core.protobuf import saved_model_pb2
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    return proto
+
+
+def test_first_is_optional_where_the_signature_default_is_read(exported, tmp_path):
+    """first has a SignatureDef default (an empty bool [0] = no reset), so clients that read the
+    SignatureDef may leave it out: TF's saved_model_cli, a TF1 Session on the signature's
+    tensors, and the restored tf.function. TF 2.15's Python ``signatures[...]`` ignores the
+    default and requires first -- asserted so that a TF upgrade that changes it is noticed."""
+    model, path = exported
+    sig = _saved_model_proto(path).meta_graphs[0].signature_def["serving_default"]
+    assert "first" in sig.inputs and list(sig.defaults) == ["first"]
+    assert tf.make_ndarray(sig.defaults["first"]).shape == (0,)
+
+    rng = np.random.default_rng(2)
+    b = 2
+    obs = rng.integers(0, 256, size=(b, 64, 64, 3), dtype=np.uint8)
+    action, reward = np.array([1, 2], np.int32), np.array([0.5, -1.0], np.float32)
+    s_py = model.initial_state(b)
+    ref, s_py = model.step(obs, np.zeros(b, np.int32), np.zeros(b, np.float32), s_py)
+    obs2 = rng.integers(0, 256, size=(b, 64, 64, 3), dtype=np.uint8)
+    ref2, _ = model.step(obs2, action, reward, s_py)                      # no reset
+    ref2_first, _ = model.step(obs2, action, reward, s_py, np.array([False, True]))
+    state = {f"state_{k}": v.numpy() for k, v in s_py.items()}
+
+    # 1. the restored tf.function: first is a Python default argument there
+    loaded = tf.saved_model.load(path)
+    got = loaded.serve(tf.constant(obs2), tf.constant(action), tf.constant(reward), state)
+    for k in ("logits", "queries", "answers"):
+        assert np.allclose(got[k], ref2[k], atol=1e-5), k
+    got = loaded.serve(tf.constant(obs2), tf.constant(action), tf.constant(reward), state,
+                       tf.constant([False, True]))
+    assert np.allclose(got["logits"], ref2_first["logits"], atol=1e-5)
+
+    # 2. a TF1 Session feeding the SignatureDef's tensors without first
+    with tf.Graph().as_default() as g, tf.compat.v1.Session(graph=g) as sess:
+        meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+        sd = meta.signature_def["serving_default"]
+        feeds = {sd.inputs[k].name: v for k, v in
+                 dict(state, observation=obs2, prev_action=action, prev_reward=reward).items()}
+        got = sess.run({k: sd.outputs[k].name for k in ("logits", "queries", "answers")}, feeds)
+    for k in got:
+        assert np.allclose(got[k], ref2[k], atol=1e-5), k
+
+    # 3. TF's saved_model_cli without first (the CLI test above feeds none either)
+    for k, v in dict(state, observation=obs2).items():
+        np.save(tmp_path / f"{k}.npy", v)
+    inputs = ";".join(f"{k}={tmp_path / k}.npy" for k in list(state) + ["observation"])
+    proc = subprocess.run([os.path.join(BIN, "saved_model_cli"), "run", "--dir", path, "--tag_set", "serve",
+                           "--signature_def", "serving_default", "--inputs", inputs,
+                           "--input_exprs", "prev_action=[1, 2];prev_reward=[0.5, -1.0]",
+                           "--outdir", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.allclose(np.load(tmp_path / "out" / "answers.npy"), ref2["answers"], atol=1e-5)
+
+    # 4. TF 2.15's Python signature map requires every input
     serve = loaded.signatures["serving_default"]
-    assert "queries" in serve.structured_outputs and "first" not in serve.structured_input_signature[1]
+    assert "first" in serve.structured_input_signature[1] and "queries" in serve.structured_outputs
+    with pytest.raises(TypeError, match="first"):
+        serve(observation=tf.constant(obs2), prev_action=tf.constant(action), prev_reward=tf.constant(reward),
+              **{k: tf.constant(v) for k, v in state.items()})

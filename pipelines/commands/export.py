@@ -9,8 +9,10 @@ from pipelines.commands.flags import add_model_args, model_config_from_args
 def register(sub):
     p = sub.add_parser("export", help="export a model as a SavedModel for serving",
                        description="Write a SavedModel with signatures 'serving_default' (one agent step: "
-                                   "observation, prev_action, prev_reward and state_* tensors -> logits, "
-                                   "value, action, attention, what, where and the new state_*) and "
+                                   "observation, prev_action, prev_reward, state_* tensors and an optional "
+                                   "bool first [B] that resets rows at an episode start -> logits, value, "
+                                   "action, attention, what, where, queries, answers and the new state_*; "
+                                   "TF Serving may leave first out, Python's signatures[...] needs it) and "
                                    "'initial_state(batch_size)'. With --checkpoint the weights (and, if "
                                    "present, the model config) come from a training run's checkpoint "
                                    "directory; otherwise the model is freshly initialised. "
