@@ -15,6 +15,7 @@ RUNS = {
     "pB": "pB feed-forward, entropy 0.01",
     "pC": "pC attention + LSTM input norm, entropy 0.01",
     "pE": "pE attention + LSTM input norm, entropy 0.002",
+    "pF": "pF attention + LSTM input norm + ConvLSTM layer norm, entropy 0.01",
 }
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
