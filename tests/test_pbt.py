@@ -370,7 +370,7 @@ def test_plot_draws_a_pbt_member_against_frames_and_a_multi_level_run_by_its_cap
 def test_a_population_of_two_evolves_and_records_its_lineage(tmp_path):
     root = tmp_path / "pbt"
     args = ["pbt", "--pbt-preset", "small", "--env", ENV, "--preset", "small", "--root-dir", str(root),
-            "--max-frames", "12000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
+            "--max-frames", "8000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
     proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=1400, env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -378,7 +378,7 @@ def test_a_population_of_two_evolves_and_records_its_lineage(tmp_path):
     members = lineage["members"]
     assert len(members) == 2 and all(m["status"] == "finished" for m in members.values())
     for m in members.values():
-        assert m["frames"] >= 12000 and len(m["segments"]) >= 1
+        assert m["frames"] >= 8000 and len(m["segments"]) >= 1
         for s in m["segments"]:
             for name, (low, high) in HYPERPARAMETERS.items():
                 assert low <= s["hyperparameters"][name] <= high
@@ -410,7 +410,7 @@ def test_a_member_that_crashes_is_reported_and_the_population_goes_on(tmp_path):
 
     root = tmp_path / "pbt"
     args = ["pbt", "--pbt-preset", "small", "--env", ENV, "--preset", "small", "--root-dir", str(root),
-            "--max-frames", "8000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
+            "--max-frames", "4000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONPATH=ROOT))
@@ -433,5 +433,5 @@ def test_a_member_that_crashes_is_reported_and_the_population_goes_on(tmp_path):
     assert members[victim]["status"].startswith("error"), members[victim]["status"]
     assert "exited with code" in members[victim]["status"]
     (survivor,) = [m for name, m in members.items() if name != victim]
-    assert survivor["status"] == "finished" and survivor["frames"] >= 8000
+    assert survivor["status"] == "finished" and survivor["frames"] >= 4000
     assert victim in output and "error" in output
