@@ -16,6 +16,8 @@ RUNS = {
     "pC": "pC attention + LSTM input norm, entropy 0.01",
     "pE": "pE attention + LSTM input norm, entropy 0.002",
     "pF": "pF attention + LSTM input norm + ConvLSTM layer norm, entropy 0.01",
+    "pG": "pG = pF with entropy 0.002",
+    "pH": "pH = pG with initial query scale 3.0",
 }
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
