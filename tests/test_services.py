@@ -87,6 +87,84 @@ def test_batch_reader_keeps_items_across_waits_and_stops_on_request(server):
     writer.close()
 
 
+def test_replay_reuse_samples_each_trajectory_k_times_and_counts_its_frames_once():
+    """train.replay_reuse = 3 on a real Reverb server: a trajectory reaches the learner up to 3
+    times, flagged as a first use exactly once, so frames and finished episodes are counted once;
+    the sample-to-insert ratio holds the writer back while the learner is behind, so ~3 samples
+    are drawn per trajectory written."""
+    import threading
+
+    from agents.impala.replay import BatchReader
+    from pipelines.rl.learner import consumed_frames, finished_episode_returns
+
+    reuse, batch_size, batches = 3, 2, 12
+    server = start_server(0, queue_size=8, reuse=reuse, min_size=batch_size)
+    address = f"localhost:{server.port}"
+    Spec = collections.namedtuple("Spec", ["x", "frames", "step_type", "episode_return", "level",
+                                           "initial_state"])
+    scalar = lambda dtype: tf.TensorSpec((), dtype)
+    spec = Spec(x=scalar(tf.int32), frames=scalar(tf.int32), step_type=scalar(tf.int32),
+                episode_return=scalar(tf.float32), level=scalar(tf.int32),
+                initial_state={"h": tf.TensorSpec((1,), tf.float32)})
+    writer = WindowWriter.open(reverb.Client(address), unroll_length=1)
+    done = threading.Event()
+
+    def produce():   # windows of 2 steps without end; every 4th step ends an episode
+        t = 0
+        try:
+            while not done.is_set():
+                writer.append({"x": np.int32(t), "frames": np.int32(4),
+                               "step_type": np.int32(ts.StepType.LAST if t % 4 == 3 else ts.StepType.MID),
+                               "episode_return": np.float32(t), "level": np.int32(0)},
+                              {"h": np.full(1, t, np.float32)})
+                t += 1
+        except Exception:   # the server stops under a blocked writer at the end of the test
+            pass
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        reader = BatchReader(address, spec, 2, batch_size, timeout_ms=200, with_first_use=True)
+        uses, firsts = collections.Counter(), collections.Counter()
+        frames, returns = 0, []
+        for _ in range(batches):
+            batch, first_use = reader.next_batch(lambda: False)
+            first_use = first_use.numpy()
+            for x, first in zip(batch.x.numpy()[:, 0].tolist(), first_use.tolist()):
+                uses[x] += 1
+                firsts[x] += int(first)
+            frames += consumed_frames(batch, 1, first_use)
+            returns += [value for _, value in finished_episode_returns(batch, 1, first_use)]
+        done.set()
+        assert max(uses.values()) == reuse and all(n <= reuse for n in uses.values()), uses
+        assert all(firsts[x] == 1 for x in uses), (uses, firsts)   # one first use per trajectory
+        assert frames == 4 * len(uses)                             # each one's frames counted once
+        assert sorted(returns) == sorted(float(x) for x in uses if x % 4 == 3)
+        # The ratio: 24 samples came from at most 24 / 3 + the writer's allowance ahead (6 / 3).
+        assert len(uses) <= batches * batch_size // reuse + 2 * batch_size, uses
+    finally:
+        done.set()
+        server.stop()
+
+
+def test_replay_reuse_is_checked_where_it_is_set():
+    from agents.impala.replay import make_tables
+    with pytest.raises(ValueError, match=r"train.queue_size \(16\) must be >= 2 x train.batch_size \(16\) "
+                                         r"with train.replay_reuse=2"):
+        tiny_spec("train.replay_reuse=2", "train.batch_size=16", "train.queue_size=16")
+    with pytest.raises(ValueError, match="train.replay_reuse must be >= 1, got 0"):
+        tiny_spec("train.replay_reuse=0")
+    with pytest.raises(ValueError, match=r"queue_size \(4\) must be >= 2 x min_size \(4\) when reuse > 1"):
+        make_tables(4, reuse=2, min_size=4)
+    # A reused run's replay server gets the table from the launcher's command line.
+    from pipelines.rl.launcher import Launcher
+    import tempfile
+    with tempfile.TemporaryDirectory() as root:
+        launcher = Launcher(root, [], 1, 100, queue_size=32, replay_reuse=4, batch_size=8, progress=False)
+        assert launcher.replay.argv[-6:] == ["--queue-size", "32", "--reuse", "4", "--min-size", "8"]
+        launcher._reservation.release()
+
+
 def test_variables_channel(server):
     client = reverb.Client(f"localhost:{server.port}")
     assert pull_variables(client) is None  # nothing pushed yet: actors keep their weights

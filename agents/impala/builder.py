@@ -99,7 +99,7 @@ class RunSpec:
     # ---- the replay tables
     def make_tables(self) -> list:
         from agents.impala.replay import make_tables
-        return make_tables(self.train.queue_size)
+        return make_tables(self.train.queue_size, self.train.replay_reuse, self.train.batch_size)
 
     # ---- the run record (run.json)
     def to_json(self, num_actions: int) -> dict:

@@ -58,6 +58,8 @@ class TrainConfig:
     batch_size: int = 32
     # Replay service.
     queue_size: int = 128                   # trajectories held by the FIFO queue table
+    replay_reuse: int = 1                   # times the learner samples each trajectory (1: IMPALA's
+                                            # queue; K > 1: PPO-like reuse, V-trace corrects the lag)
     # Actors.
     num_actors: int = 4
     envs_per_actor: int = 8
@@ -81,7 +83,7 @@ class TrainConfig:
     def __post_init__(self):
         if not self.env_ids:
             raise ValueError(f"train.env_id must name at least one environment, got {self.env_id!r}")
-        positive = ("unroll_length", "batch_size", "queue_size", "num_actors", "envs_per_actor",
+        positive = ("unroll_length", "batch_size", "queue_size", "replay_reuse", "num_actors", "envs_per_actor",
                     "variable_pull_interval", "max_frames", "variable_push_interval",
                     "summary_interval", "checkpoints_to_keep")
         for name in positive:
@@ -108,6 +110,9 @@ class TrainConfig:
         if self.queue_size < self.batch_size:
             raise ValueError(f"train.queue_size ({self.queue_size}) must be >= train.batch_size "
                              f"({self.batch_size})")
+        if self.replay_reuse > 1 and self.queue_size < 2 * self.batch_size:
+            raise ValueError(f"train.queue_size ({self.queue_size}) must be >= 2 x train.batch_size "
+                             f"({self.batch_size}) with train.replay_reuse={self.replay_reuse}")
 
     @property
     def sequence_length(self) -> int:

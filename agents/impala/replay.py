@@ -3,7 +3,8 @@ actors' writer (the adder) and the learner's readers (the dataset).
 
 Reverb tables on the replay server (:func:`make_tables`):
 
-* ``trajectories``: a FIFO queue of items, each one trajectory of ``T + 1`` steps
+* ``trajectories``: a FIFO queue of items (or, with ``reuse`` K > 1, a table from which each
+  item is sampled K times, see :func:`make_tables`), each one trajectory of ``T + 1`` steps
   (``T`` = unroll length). Consecutive trajectories of an environment overlap by one step:
   the last (bootstrap) step of one is the first step of the next, so windows start every
   ``T`` steps. Each item is a dict with the per-step fields of
@@ -61,16 +62,34 @@ def experience_spec(network) -> Experience:
 
 
 
-def make_tables(queue_size: int) -> list:
-    """``trajectories``: FIFO queue of ``queue_size`` items (each sampled once; writers block
-    when it is full). ``variables``: the latest variables (one item, samples block until the
-    first push)."""
+def make_tables(queue_size: int, reuse: int = 1, min_size: int = 1) -> list:
+    """``trajectories``: with ``reuse`` = 1 (IMPALA), a FIFO queue of ``queue_size`` items, each
+    sampled once; writers block when it is full. With ``reuse`` = K > 1, each item is sampled K
+    times (uniformly among the ``queue_size`` newest; removed after its K-th sample), and a
+    sample-to-insert ratio of K keeps actors and learner in step: samples wait until
+    ``min_size`` items are in and writers block once the learner is more than about
+    ``min_size`` items behind (V-trace corrects the added policy lag). ``variables``: the latest
+    variables (one item, samples block until the first push)."""
     import reverb
 
     if queue_size < 1:
         raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+    if reuse < 1:
+        raise ValueError(f"reuse must be >= 1, got {reuse}")
+    if reuse == 1:
+        trajectories = reverb.Table.queue(TRAJECTORY_TABLE, max_size=queue_size)
+    else:
+        if queue_size < 2 * min_size:
+            raise ValueError(f"queue_size ({queue_size}) must be >= 2 x min_size ({min_size}) when "
+                             f"reuse > 1, so that items are not evicted before their {reuse} samples")
+        trajectories = reverb.Table(
+            TRAJECTORY_TABLE, sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
+            max_size=queue_size, max_times_sampled=reuse,
+            rate_limiter=reverb.rate_limiters.SampleToInsertRatio(
+                samples_per_insert=float(reuse), min_size_to_sample=min_size,
+                error_buffer=float(reuse * min_size)))
     return [
-        reverb.Table.queue(TRAJECTORY_TABLE, max_size=queue_size),
+        trajectories,
         reverb.Table(VARIABLES_TABLE, sampler=reverb.selectors.Uniform(),
                      remover=reverb.selectors.Fifo(), max_size=1,
                      rate_limiter=reverb.rate_limiters.MinSize(1)),
@@ -96,7 +115,7 @@ def item_signature(spec, sequence_length: int):
 
 def make_dataset(server_address: str, spec, sequence_length: int, batch_size: Optional[int],
                  table: str = TRAJECTORY_TABLE, timeout_ms: int = -1,
-                 max_in_flight: Optional[int] = None) -> tf.data.Dataset:
+                 max_in_flight: Optional[int] = None, with_first_use: bool = False) -> tf.data.Dataset:
     """Batches of ``batch_size`` trajectories from the queue as ``Experience`` ``[B, T+1, ...]``
     (``batch_size=None``: single trajectories ``[T+1, ...]``).
 
@@ -105,6 +124,8 @@ def make_dataset(server_address: str, spec, sequence_length: int, batch_size: Op
     reaches the actors. Blocks while the queue is empty;
     with ``timeout_ms >= 0`` the dataset instead ends after waiting that long for an item
     (so that a caller can check for a stop request and iterate a fresh dataset).
+    With ``with_first_use`` each element is ``(experience, first_use)``, ``first_use`` True when
+    this is the item's first sample (always, from a queue; once in K with ``reuse`` K).
     """
     import reverb
 
@@ -114,7 +135,10 @@ def make_dataset(server_address: str, spec, sequence_length: int, batch_size: Op
                                        num_workers_per_iterator=1,
                                        rate_limiter_timeout_ms=timeout_ms)
     experience_type = type(spec)
-    dataset = dataset.map(lambda sample: experience_type(**sample.data))
+    if with_first_use:
+        dataset = dataset.map(lambda sample: (experience_type(**sample.data), sample.info.times_sampled == 1))
+    else:
+        dataset = dataset.map(lambda sample: experience_type(**sample.data))
     if batch_size is None:
         return dataset
     return dataset.batch(batch_size, drop_remainder=True).prefetch(1)
@@ -127,11 +151,13 @@ class BatchReader:
     control (to honour a stop request) while the queue is empty; items received before such
     a timeout, or before a replay failure, are kept for the next batch. (A batched
     ``tf.data`` pipeline would drop a partial batch whenever a wait timed out.)
+    With ``with_first_use`` a batch is ``(experience, first_use bool [B])`` (see
+    :func:`make_dataset`).
     """
 
     def __init__(self, server_address: str, spec, sequence_length: int, batch_size: int,
-                 timeout_ms: int = 2000, table: str = TRAJECTORY_TABLE):
-        self._args = (server_address, spec, sequence_length, None, table, timeout_ms, 1)
+                 timeout_ms: int = 2000, table: str = TRAJECTORY_TABLE, with_first_use: bool = False):
+        self._args = (server_address, spec, sequence_length, None, table, timeout_ms, 1, with_first_use)
         self.batch_size = batch_size
         self._type = type(spec)
         self._iterator = None

@@ -159,6 +159,14 @@ def add_replay_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue-size", type=int, default=int(env("S3TA_QUEUE_SIZE", queue_default)),
                    help=f"trajectories held by the queue (env S3TA_QUEUE_SIZE; default {queue_default}; at "
                         "least the learner's batch size)")
+    p.add_argument("--reuse", type=int, default=int(env("S3TA_REPLAY_REUSE", 1)),
+                   help="times the learner samples each trajectory (env S3TA_REPLAY_REUSE; default 1: a "
+                        "FIFO queue, each sampled once; K > 1: sampled K times, uniformly among the newest "
+                        "--queue-size; set it to the run's train.replay_reuse)")
+    p.add_argument("--min-size", type=int, default=int(env("S3TA_REPLAY_MIN_SIZE", 1)),
+                   help="with --reuse > 1: trajectories stored before the learner may sample, and about how "
+                        "far actors may run ahead (env S3TA_REPLAY_MIN_SIZE; default 1; use the learner's "
+                        "batch size)")
 
 
 def add_root_dir(p: argparse.ArgumentParser, required: bool,

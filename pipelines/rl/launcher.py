@@ -211,8 +211,8 @@ class Launcher:
     """See the module docstring. ``run_args``: the --env/--preset/... flags for every service."""
 
     def __init__(self, root_dir: str, run_args: List[str], num_actors: int, max_frames: int,
-                 replay_port: Optional[int] = None, queue_size: int = 128,
-                 learner_args: List[str] = (), actor_args: List[str] = (), stop: StopFlag = None,
+                 replay_port: Optional[int] = None, queue_size: int = 128, replay_reuse: int = 1,
+                 batch_size: int = 1, learner_args: List[str] = (), actor_args: List[str] = (), stop: StopFlag = None,
                  progress: bool = True, stop_at_return: Optional[float] = None):
         self.root_dir, self.max_frames = os.path.abspath(root_dir), max_frames
         # Stop early (cleanly: final checkpoint and export) once the mean return over the last
@@ -222,7 +222,10 @@ class Launcher:
         self.stop = stop or StopFlag()
         self.progress = progress
         self._fixed_port = bool(replay_port)   # the user's port: refused if taken, never replaced
-        self._args = (list(run_args), int(num_actors), int(queue_size), list(learner_args), list(actor_args))
+        replay_args = ["--queue-size", str(int(queue_size))]
+        if replay_reuse > 1:   # (the replay command of a queue run stays as it was)
+            replay_args += ["--reuse", str(int(replay_reuse)), "--min-size", str(int(batch_size))]
+        self._args = (list(run_args), int(num_actors), replay_args, list(learner_args), list(actor_args))
         self._reservation = reserve_port(replay_port)
         self._use_port(self._reservation.port)
         self.returns = EpisodeReturns(self.root_dir)
@@ -230,12 +233,12 @@ class Launcher:
 
     def _use_port(self, port: int) -> None:
         """(Re)builds the services' command lines for a replay server on ``port``."""
-        run_args, num_actors, queue_size, learner_args, actor_args = self._args
+        run_args, num_actors, replay_args, learner_args, actor_args = self._args
         self.port, self.address = port, f"localhost:{port}"
         cli = [sys.executable, "-m", "pipelines.cli"]
         logs = os.path.join(self.root_dir, "logs")
-        self.replay = Service("replay", cli + ["replay", "--port", str(self.port), "--queue-size",
-                                               str(queue_size)], os.path.join(logs, "replay.log"))
+        self.replay = Service("replay", cli + ["replay", "--port", str(self.port)] + replay_args,
+                              os.path.join(logs, "replay.log"))
         common = run_args + ["--replay-address", self.address, "--root-dir", self.root_dir]
         self.learner = Service("learner", cli + ["learner"] + common + ["--max-frames", str(self.max_frames)]
                                + learner_args, os.path.join(logs, "learner.log"))

@@ -20,7 +20,9 @@ latest. A checkpoint is never written while any variable is non-finite (non-fini
 are skipped in the first place, see agents.impala.learning).
 
 Frames are counted as consumed emulator frames: the sum of the actors' per-step ``frames`` over
-the batch's transitions (the same count as the actors', see :func:`consumed_frames`).
+the batch's transitions (the same count as the actors', see :func:`consumed_frames`). With
+``train.replay_reuse`` K > 1 each trajectory is sampled K times; its frames and finished
+episodes are counted at its first sample only.
 The update is one traced graph with static shapes (``VTraceAgent.compiled_train``, traced once
 per run; ``jit_compile`` is off by default: XLA was slower on CPU, see docs/PERFORMANCE.md).
 Trajectories are read with :class:`agents.impala.replay.BatchReader` (one at a time, none
@@ -218,7 +220,7 @@ class Learner:
     def _reader(self) -> PrefetchingReader:
         t = self.spec.train
         reader = BatchReader(self.address, experience_spec(self.network), t.sequence_length,
-                             t.batch_size, timeout_ms=DATA_TIMEOUT_MS)
+                             t.batch_size, timeout_ms=DATA_TIMEOUT_MS, with_first_use=True)
         return PrefetchingReader(reader, PREFETCH_DEPTH,
                                  on_error=lambda e: self.backoff.wait(
                                      self.stop, f"reading from replay at {self.address}", e))
@@ -237,20 +239,21 @@ class Learner:
         try:
             while (int(self.frames.numpy()) < t.max_frames and not self.stop.is_set()
                    and (max_steps is None or steps < max_steps)):
-                batch = reader.next_batch(self.stop.is_set)
-                if batch is None:
+                read = reader.next_batch(self.stop.is_set)
+                if read is None:
                     break
+                batch, first_use = read[0], read[1].numpy()
                 self.agent.set_progress(int(self.frames.numpy()) / t.max_frames)
                 self.backoff.reset()
                 if start_time is None:
                     log("learner: first batch received; tracing the update (once per run)")
                 info = train(batch)
                 steps += 1
-                self.frames.assign_add(consumed_frames(batch, t.unroll_length))
+                self.frames.assign_add(consumed_frames(batch, t.unroll_length, first_use))
                 if start_time is None:  # frames/s from the first update on (excludes tracing)
                     start_time, start_frames = time.time(), int(self.frames.numpy())
                 extra = info.extra
-                for level, value in finished_episode_returns(batch, t.unroll_length):
+                for level, value in finished_episode_returns(batch, t.unroll_length, first_use):
                     self.returns.append(value)
                     self.level_returns[level].append(value)
                 if not bool(extra.applied.numpy()):
@@ -293,14 +296,18 @@ class Learner:
         return 0
 
 
-def consumed_frames(batch, unroll_length: int) -> int:
+def consumed_frames(batch, unroll_length: int, first_use=None) -> int:
     """Emulator frames behind a batch: the actors' per-step ``frames`` over the first
     ``unroll_length`` steps of each trajectory (the bootstrap step is the next one's first),
-    so the learner's count equals the actors' (no-op starts included, bare resets free)."""
-    return int(np.sum(batch.frames.numpy()[:, :unroll_length], dtype=np.int64))
+    so the learner's count equals the actors' (no-op starts included, bare resets free).
+    ``first_use`` (bool ``[B]``): count only these trajectories (a reused one counts once)."""
+    frames = batch.frames.numpy()[:, :unroll_length]
+    if first_use is not None:
+        frames = frames[np.asarray(first_use, bool)]
+    return int(np.sum(frames, dtype=np.int64))
 
 
-def finished_episode_returns(batch, unroll_length: int) -> list:
+def finished_episode_returns(batch, unroll_length: int, first_use=None) -> list:
     """``[(level, return), ...]`` of the episodes that end in a batch: ``episode_return`` at
     LAST steps among the first ``unroll_length`` steps (the bootstrap step is the next
     trajectory's first), with the level (environment index) they were played on."""
@@ -310,6 +317,8 @@ def finished_episode_returns(batch, unroll_length: int) -> list:
     returns = batch.episode_return.numpy()[:, :unroll_length]
     levels = batch.level.numpy()[:, :unroll_length]
     last = step_type == ts.StepType.LAST
+    if first_use is not None:   # a reused trajectory's episodes count at its first sample
+        last &= np.asarray(first_use, bool)[:, None]
     return list(zip(levels[last].astype(int).tolist(), returns[last].tolist()))
 
 

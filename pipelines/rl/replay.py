@@ -20,12 +20,12 @@ def check_port_free(port: int, flag: str = "--port") -> None:
             raise ValueError(f"{flag} {port}: the port is already in use; choose another one") from None
 
 
-def start_server(port: int, queue_size: int):
+def start_server(port: int, queue_size: int, reuse: int = 1, min_size: int = 1):
     """Starts (and returns) a ``reverb.Server`` on ``port`` (0: any free port)."""
     import reverb
 
     try:
-        return reverb.Server(tables=make_tables(queue_size), port=port or None)
+        return reverb.Server(tables=make_tables(queue_size, reuse, min_size), port=port or None)
     except ValueError as e:   # gRPC's "Failed to BuildAndStart" (its log says: address already in use)
         if "BuildAndStart" not in str(e):
             raise
@@ -33,10 +33,12 @@ def start_server(port: int, queue_size: int):
                          f"choose another one") from None
 
 
-def serve(port: int, queue_size: int, stop: StopFlag) -> int:
+def serve(port: int, queue_size: int, stop: StopFlag, reuse: int = 1, min_size: int = 1) -> int:
     """Runs the server until ``stop`` is set. Returns an exit code."""
-    server = start_server(port, queue_size)
-    log(f"replay: serving tables '{TRAJECTORY_TABLE}' (queue of {queue_size}) and "
+    server = start_server(port, queue_size, reuse, min_size)
+    table = (f"queue of {queue_size}" if reuse == 1 else
+             f"{queue_size} newest, each sampled {reuse} times, from {min_size} stored")
+    log(f"replay: serving tables '{TRAJECTORY_TABLE}' ({table}) and "
         f"'{VARIABLES_TABLE}' on port {server.port}")
     try:
         while not stop.wait(1.0):
