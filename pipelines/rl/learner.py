@@ -310,7 +310,8 @@ def consumed_frames(batch, unroll_length: int, first_use=None) -> int:
 def finished_episode_returns(batch, unroll_length: int, first_use=None) -> list:
     """``[(level, return), ...]`` of the episodes that end in a batch: ``episode_return`` at
     LAST steps among the first ``unroll_length`` steps (the bootstrap step is the next
-    trajectory's first), with the level (environment index) they were played on."""
+    trajectory's first), with the level (environment index) they were played on.
+    ``first_use`` (bool ``[B]``): only these trajectories' episodes (a reused one counts once)."""
     from tf_agents.trajectories import time_step as ts
 
     step_type = batch.step_type.numpy()[:, :unroll_length]
