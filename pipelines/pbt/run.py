@@ -81,6 +81,7 @@ def run_pbt(spec, pbt: PBTConfig, root_dir: str, max_frames: int, overrides: lis
                             for k in HYPERPARAMETERS}},
             tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=1, reuse_actors=False),
             run_config=tune.RunConfig(name="pbt", storage_path=os.path.join(root_dir, "ray"), verbose=1,
+                                      stop={"frames": int(max_frames)},
                                       failure_config=tune.FailureConfig(max_failures=0)))
         results = tuner.fit()
         status = {r.path: ("error: " + (str(r.error).strip().splitlines() or ["?"])[-1][:300]
