@@ -367,50 +367,17 @@ def test_plot_draws_a_pbt_member_against_frames_and_a_multi_level_run_by_its_cap
 
 
 @pytest.mark.timeout(1500)
-def test_a_population_of_two_evolves_and_records_its_lineage(tmp_path):
-    root = tmp_path / "pbt"
-    args = ["pbt", "--pbt-preset", "small", "--env", ENV, "--preset", "small", "--root-dir", str(root),
-            "--max-frames", "8000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1400, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lineage = json.loads((root / "lineage.json").read_text())
-    members = lineage["members"]
-    assert len(members) == 2 and all(m["status"] == "finished" for m in members.values())
-    for m in members.values():
-        assert m["frames"] >= 8000 and len(m["segments"]) >= 1
-        for s in m["segments"]:
-            for name, (low, high) in HYPERPARAMETERS.items():
-                assert low <= s["hyperparameters"][name] <= high
-    # After the burn-in the worse member copied the better one: the exploit is recorded with the
-    # hyperparameters before and after.
-    assert lineage["exploits"], lineage
-    e = lineage["exploits"][0]
-    assert e["member"] in members and e["copied"] in members and e["member"] != e["copied"]
-    assert set(e["after"]) == set(HYPERPARAMETERS)
-    # The member really went on from the copied state: its learner resumed at the donor's frames.
-    logs = (root / "members" / e["member"] / "logs" / "learner.log").read_text()
-    assert f"{e['at_frames']} frames" in logs, logs[-2000:]
-    assert (root / "hyperparameters.png").stat().st_size > 0
-    # Every member trained with learning-rate annealing off (PBT evolves the rate), recorded.
-    for name in members:
-        record = json.loads((root / "members" / name / "member.json").read_text())
-        assert record["forced_overrides"] == ["train.anneal_learning_rate=false"]
-        run_record = json.loads((root / "members" / name / "run.json").read_text())
-        assert run_record["train_config"]["anneal_learning_rate"] is False
-
-
-@pytest.mark.timeout(900)
-def test_a_member_that_crashes_is_reported_and_the_population_goes_on(tmp_path):
-    """One member's 's3ta train' is stopped from outside (SIGTERM to its launcher, as an operator
-    or an out-of-memory killer would): that member ends with an error in lineage.json and the
-    exit status, and the other member still trains to the end."""
+def test_a_population_evolves_records_its_lineage_and_goes_on_past_a_member_that_crashes(tmp_path):
+    """A population of three: one member's 's3ta train' is stopped from outside at its start
+    (SIGTERM to its launcher, as an operator or an out-of-memory killer would); it ends with an
+    error in lineage.json and the exit status, and the two others train to the end, the worse
+    copying the better at the synchronous boundary without waiting for the failed one."""
     import signal
     import time
 
     root = tmp_path / "pbt"
-    args = ["pbt", "--pbt-preset", "small", "--env", ENV, "--preset", "small", "--root-dir", str(root),
-            "--max-frames", "4000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
+    args = ["pbt", "--pbt-preset", "small", "--population", "3", "--env", ENV, "--preset", "small",
+            "--root-dir", str(root), "--max-frames", "8000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONPATH=ROOT))
@@ -426,12 +393,34 @@ def test_a_member_that_crashes_is_reported_and_the_population_goes_on(tmp_path):
                 os.kill(record["launcher_pid"], signal.SIGTERM)
                 break
         time.sleep(0.5)
-    output, _ = proc.communicate(timeout=800)
+    output, _ = proc.communicate(timeout=1400)
     assert victim is not None, output[-3000:]
     assert proc.returncode == 1, output[-3000:]
-    members = json.loads((root / "lineage.json").read_text())["members"]
+    assert victim in output and "error" in output
+    lineage = json.loads((root / "lineage.json").read_text())
+    members = lineage["members"]
+    assert len(members) == 3
     assert members[victim]["status"].startswith("error"), members[victim]["status"]
     assert "exited with code" in members[victim]["status"]
-    (survivor,) = [m for name, m in members.items() if name != victim]
-    assert survivor["status"] == "finished" and survivor["frames"] >= 4000
-    assert victim in output and "error" in output
+    survivors = {name: m for name, m in members.items() if name != victim}
+    for m in survivors.values():
+        assert m["status"] == "finished" and m["frames"] >= 8000 and len(m["segments"]) >= 1, m
+        for s in m["segments"]:
+            for name, (low, high) in HYPERPARAMETERS.items():
+                assert low <= s["hyperparameters"][name] <= high
+    # After the burn-in the worse survivor copied the better one: the exploit is recorded with
+    # the hyperparameters before and after.
+    assert lineage["exploits"], lineage
+    e = lineage["exploits"][0]
+    assert e["member"] in survivors and e["copied"] in survivors and e["member"] != e["copied"]
+    assert set(e["after"]) == set(HYPERPARAMETERS)
+    # The member really went on from the copied state: its learner resumed at the donor's frames.
+    logs = (root / "members" / e["member"] / "logs" / "learner.log").read_text()
+    assert f"{e['at_frames']} frames" in logs, logs[-2000:]
+    assert (root / "hyperparameters.png").stat().st_size > 0
+    # Every member trained with learning-rate annealing off (PBT evolves the rate), recorded.
+    for name in survivors:
+        record = json.loads((root / "members" / name / "member.json").read_text())
+        assert record["forced_overrides"] == ["train.anneal_learning_rate=false"]
+        run_record = json.loads((root / "members" / name / "run.json").read_text())
+        assert run_record["train_config"]["anneal_learning_rate"] is False

@@ -18,6 +18,8 @@ RUNS = {
     "pF": "pF attention + LSTM input norm + ConvLSTM layer norm, entropy 0.01",
     "pG": "pG = pF with entropy 0.002",
     "pH": "pH = pG with initial query scale 3.0",
+    "pI": "pI = pH with each trajectory sampled 3 times",
+    "pJ": "pJ = pI with baseline cost 0.1",
 }
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
