@@ -111,6 +111,28 @@ def test_attention_is_not_uniform_at_an_episode_start():
     assert not np.allclose(attention[0], attention[1])  # the heads look at different places
 
 
+def test_query_basis_gain_scales_only_the_where_logits_and_round_trips():
+    from s3ta_tf.layers import QueryNetwork
+
+    def logits(gain):
+        tf.keras.utils.set_random_seed(3)
+        model = build_agent_net(agent_config("small", SMALL + [f"query_basis_gain={gain}"]), "attention", 5)
+        frames = tf.random.stateless_uniform((1, 24, 24, 3), [1, 2], maxval=255, dtype=tf.int32)
+        out, _ = model.step(tf.cast(frames, tf.uint8), [0], [0.0], model.initial_state(1), first=[True])
+        return out["what"].numpy(), out["where"].numpy(), model
+    what1, where1, _ = logits(1.0)
+    what_g, where_g, model = logits(0.25)
+    np.testing.assert_allclose(what_g, what1, rtol=1e-5, atol=1e-6)      # content part untouched
+    np.testing.assert_allclose(where_g, 0.25 * where1, rtol=1e-4, atol=1e-6)
+    assert np.abs(where1).max() > 1e-3
+    layer = model.query_source
+    config = layer.get_config()
+    assert config["basis_gain"] == 0.25 and config["key_channels"] == model.config.key_channels
+    assert QueryNetwork.from_config(config).get_config() == config
+    with pytest.raises(ValueError, match="query_basis_gain"):
+        agent_config("small", ["query_basis_gain=0"])
+
+
 # ------------------------------------------------------------------ Atari frames
 def test_max_pool_frames_is_the_pixel_max_of_the_last_two_emulator_frames():
     from agents.environments import MaxPoolActionRepeat, _find_wrapper, make_environment

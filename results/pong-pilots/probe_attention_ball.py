@@ -9,6 +9,7 @@ much of the attention varies with the frame at all (1 - the mass a fixed map, th
 over the run, shares with each step's map; 0 for a head that always looks at the same cells).
 
     python results/pong-pilots/probe_attention_ball.py MODEL_DIR [--steps N] [--policy greedy|sample]
+    python results/pong-pilots/probe_attention_ball.py init [--set model.x=y ...]   # untrained atari-cpu
 """
 import argparse
 import json
@@ -16,7 +17,7 @@ import json
 import numpy as np
 
 from pipelines.analysis.rollout import make_analysis_environment, run_agent
-from pipelines.analysis.stepper import load_stepper
+from pipelines.analysis.stepper import as_stepper, load_stepper
 
 BALL = np.array([236, 236, 236])      # the ball and the walls; the walls are outside the court rows
 
@@ -38,8 +39,17 @@ def main():
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--policy", default="sample", choices=("sample", "greedy"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], help="model.x=y for 'init' (an untrained network)")
     a = p.parse_args()
-    stepper = load_stepper(a.model)
+    if a.model == "init":
+        import s3ta_tf
+        from s3ta_tf.config import agent_config
+        import tensorflow as tf
+        tf.random.set_seed(a.seed)
+        cfg = agent_config("atari-cpu", [s.split("model.", 1)[-1] for s in a.set])
+        stepper = as_stepper(s3ta_tf.build_agent_net(cfg, variant="attention", num_actions=6))
+    else:
+        stepper = load_stepper(a.model)
     env = make_analysis_environment("ALE/Pong-v5", stepper, seed=a.seed, resize=True)
     r = run_agent(stepper, env, a.steps, policy=a.policy, seed=a.seed, progress=False)
     att = r.attention                                   # [T, N, h, w]

@@ -59,6 +59,11 @@ class AgentConfig(AttentionSizes):
     # Standard deviation of the queries' initial bias (the query network's last layer; the
     # fixed-query ablation's queries): non-zero so that attention is not uniform at the start.
     initial_query_scale: float = 1.0
+    # Gain on each query's spatial-basis part (the "where" logits): 1.0 is the paper's plain
+    # dot product; below 1 the content ("what") part starts ahead and the position part moves
+    # more slowly under Adam (docs/LEARNING.md §11: at 1.0 "where" outweighs "what" 3-4x at
+    # initialisation and the Pong heads never followed the ball).
+    query_basis_gain: float = 1.0
     # Answer processor MLP, policy LSTM, heads.
     answer_hidden: Tuple[int, ...] = (512, 256)
     lstm_units: int = 256
@@ -83,7 +88,7 @@ class AgentConfig(AttentionSizes):
                                "convlstm_kernel", "num_heads", "basis_frequencies", "query_hidden",
                                "answer_hidden", "lstm_units", "head_hidden", "resnet_channels",
                                "resnet_blocks", "resnet_dense"),
-                     positive_float=("reward_clip",), non_negative_float=("initial_query_scale",))
+                     positive_float=("reward_clip", "query_basis_gain"), non_negative_float=("initial_query_scale",))
         if not (len(self.conv_channels) == len(self.conv_kernels) == len(self.conv_strides)):
             raise ValueError("model.conv_channels, conv_kernels and conv_strides must have equal lengths")
         if not 0 < self.key_channels < self.convlstm_channels:

@@ -57,8 +57,9 @@ class AgentNet(tf.keras.Model):
             else:
                 self.attention_heads = SpatialAttention(c.key_channels, name="attention")
                 self.query_source = (QueryNetwork(c.query_hidden, c.num_heads, c.query_size,
-                                                  c.initial_query_scale, "he_uniform", dtype=policy,
-                                                  name="query_network") if variant == "attention" else
+                                                  c.initial_query_scale, "he_uniform",
+                                                  key_channels=c.key_channels, basis_gain=c.query_basis_gain,
+                                                  dtype=policy, name="query_network") if variant == "attention" else
                                      FixedQueries(c.num_heads, c.query_size, c.initial_query_scale,
                                                   name="fixed_queries"))
             self.answer_processor = MLP(c.answer_hidden, relu_initializer="he_uniform", dtype=policy,
