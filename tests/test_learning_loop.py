@@ -114,14 +114,16 @@ def test_attention_is_not_uniform_at_an_episode_start():
 def test_query_basis_gain_scales_only_the_where_logits_and_round_trips():
     from s3ta_tf.layers import QueryNetwork
 
-    def logits(gain):
-        tf.keras.utils.set_random_seed(3)
-        model = build_agent_net(agent_config("small", SMALL + [f"query_basis_gain={gain}"]), "attention", 5)
-        frames = tf.random.stateless_uniform((1, 24, 24, 3), [1, 2], maxval=255, dtype=tf.int32)
-        out, _ = model.step(tf.cast(frames, tf.uint8), [0], [0.0], model.initial_state(1), first=[True])
-        return out["what"].numpy(), out["where"].numpy(), model
-    what1, where1, _ = logits(1.0)
-    what_g, where_g, model = logits(0.25)
+    frames = tf.cast(tf.random.stateless_uniform((1, 24, 24, 3), [1, 2], maxval=255, dtype=tf.int32), tf.uint8)
+
+    def logits(model):
+        out, _ = model.step(frames, [0], [0.0], model.initial_state(1), first=[True])
+        return out["what"].numpy(), out["where"].numpy()
+    plain, model = (build_agent_net(agent_config("small", SMALL + [f"query_basis_gain={g}"]), "attention", 5)
+                    for g in (1.0, 0.25))
+    what1, where1 = logits(plain)
+    model.set_weights(plain.get_weights())          # the gain has no weights: same network otherwise
+    what_g, where_g = logits(model)
     np.testing.assert_allclose(what_g, what1, rtol=1e-5, atol=1e-6)      # content part untouched
     np.testing.assert_allclose(where_g, 0.25 * where1, rtol=1e-4, atol=1e-6)
     assert np.abs(where1).max() > 1e-3
