@@ -20,6 +20,7 @@ RUNS = {
     "pH": "pH = pG with initial query scale 3.0",
     "pI": "pI = pH with each trajectory sampled 3 times",
     "pJ": "pJ = pI with baseline cost 0.1",
+    "pK": "pK = pI with query basis gain 0.25",
 }
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
