@@ -366,6 +366,15 @@ def test_plot_draws_a_pbt_member_against_frames_and_a_multi_level_run_by_its_cap
     np.testing.assert_array_equal(curve["frames"], [100, 200])
 
 
+def test_s3ta_pbt_exits_0_only_when_every_member_finished():
+    """The end-to-end test below has a failed member (exit 1); the clean case is this rule."""
+    from pipelines.commands.pbt import exit_status
+    finished = {"status": "finished", "frames": 8000}
+    assert exit_status({"members": {"a": finished, "b": finished}}) == 0
+    failed = {"status": "error: member b: 's3ta train' exited with code 1 (log: x)", "frames": 0}
+    assert exit_status({"members": {"a": finished, "b": failed}}) == 1
+
+
 @pytest.mark.timeout(1500)
 def test_a_population_evolves_records_its_lineage_and_goes_on_past_a_member_that_crashes(tmp_path):
     """A population of three: one member's 's3ta train' is stopped from outside at its start

@@ -52,4 +52,9 @@ def run(args) -> int:
     print(json.dumps({m: {k: v for k, v in d.items() if k != "segments"} for m, d in summary["members"].items()},
                      indent=2))
     print(f"{len(summary['exploits'])} exploit(s); lineage: {args.root_dir}/lineage.json")
+    return exit_status(summary)
+
+
+def exit_status(summary: dict) -> int:
+    """0 when every member of the lineage summary finished, 1 when any ended with an error."""
     return 0 if all(m["status"] == "finished" for m in summary["members"].values()) else 1
