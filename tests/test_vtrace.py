@@ -213,6 +213,32 @@ def test_loss_terms_match_numpy_and_gradients():
                                -0.5 * (vs.numpy() - values.numpy()), rtol=1e-5, atol=1e-6)
 
 
+def test_normalised_advantages_are_standardised_over_the_masked_transitions():
+    adv = np.array([[1.0, 3.0], [5.0, 100.0], [7.0, -2.0]], np.float32)   # [T=3, B=2]
+    mask = np.array([[1, 1], [1, 0], [1, 1]], np.float32)                 # 100 is a LAST step
+    kept = np.array([1.0, 3.0, 5.0, 7.0, -2.0])
+    expected = (adv - kept.mean()) / (kept.std() + 1e-8) * mask
+    out = losses.normalise_advantages(adv, mask).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert out[1, 1] == 0.0 and abs(out[mask > 0].mean()) < 1e-6 and abs(out[mask > 0].std() - 1) < 1e-4
+    # A constant batch gives zeros, not NaN.
+    np.testing.assert_array_equal(losses.normalise_advantages(np.full((2, 2), 0.3, np.float32)).numpy(),
+                                  np.zeros((2, 2), np.float32))
+    # total_loss uses them only when asked: the same loss as with pre-standardised advantages.
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((3, 2, A)).astype(np.float32)
+    actions = rng.integers(0, A, (3, 2)).astype(np.int32)
+    values = np.zeros((3, 2), np.float32)
+    raw = vtrace.VTraceReturns(vs=values, pg_advantages=adv)
+    pre = vtrace.VTraceReturns(vs=values, pg_advantages=expected.astype(np.float32))
+    on = losses.total_loss(logits, actions, values, raw, mask=mask, normalize_advantages=True)
+    off = losses.total_loss(logits, actions, values, raw, mask=mask)
+    np.testing.assert_allclose(on.policy_gradient.numpy(),
+                               losses.total_loss(logits, actions, values, pre, mask=mask).policy_gradient.numpy(),
+                               rtol=1e-5)
+    assert abs(on.policy_gradient.numpy() - off.policy_gradient.numpy()) > 1.0
+
+
 def test_entropy_loss_of_uniform_policy_is_minus_log_a():
     assert losses.entropy_loss(np.zeros((T, B, A), np.float32)).numpy() == pytest.approx(
         -T * B * np.log(A), rel=1e-5)

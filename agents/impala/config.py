@@ -38,6 +38,7 @@ class TrainConfig:
     discount: float = 0.99
     baseline_cost: float = 0.5
     entropy_cost: float = 0.01
+    normalize_advantages: bool = False      # standardise A_t over each batch, as PPO does (losses.py)
     clip_rho_threshold: float = 1.0
     clip_pg_rho_threshold: float = 1.0
     clip_c_threshold: float = 1.0

@@ -181,7 +181,8 @@ class VTraceAgent(tf_agent.TFAgent):
             bootstrap_value=t.bootstrap_value, clip_rho_threshold=c.clip_rho_threshold,
             clip_pg_rho_threshold=c.clip_pg_rho_threshold, clip_c_threshold=c.clip_c_threshold)
         terms = losses.total_loss(t.target_logits, t.actions, t.values, returns,
-                                  baseline_cost=c.baseline_cost, entropy_cost=c.entropy_cost, mask=t.mask)
+                                  baseline_cost=c.baseline_cost, entropy_cost=c.entropy_cost, mask=t.mask,
+                                  normalize_advantages=c.normalize_advantages)
         extra = dict(
             policy_gradient=terms.policy_gradient, baseline=terms.baseline, entropy=terms.entropy,
             mean_entropy=-terms.entropy / tf.maximum(tf.reduce_sum(t.mask), 1.0),

@@ -11,6 +11,11 @@ learning rate (2e-4) and global-norm gradient clip (1280) are set for this summe
     total             L = L_π + baseline_cost · L_V + entropy_cost · L_H
                       (paper: baseline_cost = 0.5, entropy_cost = 0.01)
 
+Optionally (``TrainConfig.normalize_advantages``, as in PPO) the advantages are standardised over
+the batch's transitions before L_π, Â_t = (A_t − mean_m A) / (std_m A + ε) (m: the transition
+mask), so that the policy-gradient term keeps a unit scale next to L_V and L_H however sparse the
+rewards are (Pong: |A_t| ~ 0.01 between points).
+
 Targets (A_t, v_t) are treated as constants (``tf.stop_gradient``). Gradients flow into the
 logits and values only. ∂L_V/∂V(x_t) = −(v_t − V(x_t)), the standard TD-style update.
 """
@@ -45,6 +50,25 @@ def policy_gradient_loss(logits, actions, advantages):
     cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=actions, logits=tf.cast(logits, tf.float32))  # −log π(a_t|x_t)
     return tf.reduce_sum(cross_entropy * advantages)
+
+
+def normalise_advantages(advantages, mask=None, epsilon=1e-8):
+    """Â = (A − mean A) / (std A + ε) over the entries where ``mask`` is 1 (all if None).
+
+    Args:
+      advantages: ``[T, B]`` policy-gradient advantages.
+      mask: optional ``[T, B]`` transition mask; masked entries are returned as 0.
+      epsilon: added to the standard deviation (a constant batch comes out as 0, not NaN).
+
+    Returns:
+      ``[T, B]`` float32, not differentiated.
+    """
+    advantages = tf.stop_gradient(tf.cast(advantages, tf.float32))
+    mask = tf.ones_like(advantages) if mask is None else tf.cast(mask, tf.float32)
+    count = tf.maximum(tf.reduce_sum(mask), 1.0)
+    mean = tf.reduce_sum(advantages * mask) / count
+    variance = tf.reduce_sum(tf.square(advantages - mean) * mask) / count
+    return (advantages - mean) / (tf.sqrt(variance) + epsilon) * mask
 
 
 def baseline_loss(vs, values):
@@ -88,7 +112,7 @@ def entropy_loss(logits, mask=None):
 
 
 def total_loss(logits, actions, values, vtrace_returns, baseline_cost=BASELINE_COST,
-               entropy_cost=ENTROPY_COST, mask=None):
+               entropy_cost=ENTROPY_COST, mask=None, normalize_advantages=False):
     """L = L_π + baseline_cost · L_V + entropy_cost · L_H.
 
     Args:
@@ -99,12 +123,17 @@ def total_loss(logits, actions, values, vtrace_returns, baseline_cost=BASELINE_C
         (:class:`agents.impala.vtrace.VTraceReturns` or ``VTraceFromLogitsReturns``).
       mask: optional ``[T, B]`` transition mask for the entropy term (see :func:`entropy_loss`;
         the other two terms are already 0 there: advantage 0, target = value).
+      normalize_advantages: standardise the advantages over the masked batch first
+        (:func:`normalise_advantages`).
 
     Returns:
       ``LossTerms(total, policy_gradient, baseline, entropy)``: the unweighted terms and the
       weighted total, all scalars.
     """
-    pg = policy_gradient_loss(logits, actions, vtrace_returns.pg_advantages)
+    advantages = vtrace_returns.pg_advantages
+    if normalize_advantages:
+        advantages = normalise_advantages(advantages, mask)
+    pg = policy_gradient_loss(logits, actions, advantages)
     baseline = baseline_loss(vtrace_returns.vs, values)
     entropy = entropy_loss(logits, mask)
     total = pg + baseline_cost * baseline + entropy_cost * entropy
