@@ -94,9 +94,11 @@ def test_l2_keys_maps_are_softmax_of_key_norms():
     assert np.allclose(out["attention"].numpy().reshape(2, -1), soft / soft.sum(-1, keepdims=True), atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", ["attention", "l2-keys", "lstm", "feedforward"])
-def test_unroll_equals_single_steps_with_resets(variant):
-    m = build_agent_net(agent_config("small"), variant, A)
+@pytest.mark.parametrize("variant, frame_difference", [
+    ("attention", False), ("l2-keys", False), ("lstm", False), ("feedforward", False),
+    ("attention", True), ("feedforward", True)])
+def test_unroll_equals_single_steps_with_resets(variant, frame_difference):
+    m = build_agent_net(agent_config("small", {"frame_difference": frame_difference}), variant, A)
     b, t = 2, 5
     obs, act, rew = _inputs(m.config, b, t)
     firsts = np.zeros((b, t), bool)
@@ -110,6 +112,21 @@ def test_unroll_equals_single_steps_with_resets(variant):
             assert np.allclose(out_u[k][:, i], out_s[k], atol=1e-4), (variant, k, i)
     for k in state:
         assert np.allclose(final_u[k], state[k], atol=1e-4)
+
+
+def test_frame_difference_is_zero_at_an_episode_start_and_follows_the_last_frame():
+    # The feed-forward baseline's output depends on (x_t, x_t - x_{t-1}) only.
+    m = build_agent_net(agent_config("small", {"frame_difference": True}), "feedforward", A)
+    assert m.state_spec["prev_frame"].shape == (64, 64, 3)
+    obs, act, rew = _inputs(m.config, 2)
+    other, _, _ = _inputs(m.config, 2, seed=5)
+    same = {"prev_frame": tf.cast(obs, tf.float32)}
+    at_start, state = m.step(obs, act, rew, {"prev_frame": tf.cast(other, tf.float32)}, first=tf.constant([True, True]))
+    np.testing.assert_array_equal(state["prev_frame"], tf.cast(obs, tf.float32))
+    unmoved, _ = m.step(obs, act, rew, same, first=tf.constant([False, False]))
+    moved, _ = m.step(obs, act, rew, {"prev_frame": tf.cast(other, tf.float32)}, first=tf.constant([False, False]))
+    np.testing.assert_allclose(at_start["logits"], unmoved["logits"], atol=1e-6)
+    assert np.abs(moved["logits"] - unmoved["logits"]).max() > 1e-3
 
 
 def test_bfloat16_is_close_to_float32():

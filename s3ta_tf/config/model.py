@@ -45,6 +45,12 @@ class AgentConfig(AttentionSizes):
     conv_strides: Tuple[int, ...] = (4, 2)
     convlstm_channels: int = 128
     convlstm_kernel: int = 3
+    # Feed the torso the frame and its difference from the previous frame (6 channels: x_t and
+    # x_t - x_{t-1}, zero at an episode's first step; not in the paper). A constant background
+    # then gives the same features at every step while anything that moves (Pong's ball) is
+    # marked from the first update, so its keys differ from the background's (docs/LEARNING.md
+    # §12). The previous frame is carried in the state as "prev_frame". Both agents and baselines.
+    frame_difference: bool = False
     # Layer-normalise the ConvLSTM's gate terms and cell state (not in the paper; see
     # s3ta_tf/layers/convlstm.py and docs/LEARNING.md §9).
     convlstm_layer_norm: bool = False

@@ -13,6 +13,9 @@ One time step of the ``attention`` agent (state from step t-1, frame x_t)::
 uses one map with logits ‖K_ij‖₂. ``feedforward`` and ``lstm`` are the IMPALA deep-ResNet
 baselines (the latter with an LSTM fed the previous action and reward).
 
+With ``config.frame_difference`` the torso sees ``[x_t, x_t − x_{t−1}]`` (6 channels, in pixel
+units; the difference is 0 at an episode's first step) and the state carries ``prev_frame``.
+
 Where ``first`` is True the recurrent state and the previous action and reward are reset
 to zero before the step. :meth:`AgentNet.unroll` applies the vision torso and the ConvLSTM's
 input projection to all B·T frames at once, then runs the recurrent half step by step.
@@ -87,6 +90,8 @@ class AgentNet(tf.keras.Model):
         if self.has_lstm:
             for k in ("lstm_h", "lstm_c"):
                 spec[k] = tf.TensorSpec((self.config.lstm_units,), tf.float32, name=k)
+        if self.config.frame_difference:
+            spec["prev_frame"] = tf.TensorSpec(tuple(self.config.observation_shape), tf.float32, name="prev_frame")
         return spec
 
     def initial_state(self, batch_size) -> dict:
@@ -94,9 +99,20 @@ class AgentNet(tf.keras.Model):
         return {k: tf.zeros(tf.concat([[batch_size], s.shape], 0), tf.float32) for k, s in self.state_spec.items()}
 
     # ---- the two halves of a step --------------------------------------------------------
-    def _encode(self, frames):
-        """State-free part, batched over any number of frames: ``[N, H, W, 3] -> [N, ...]``."""
+    def _encode(self, frames, previous=None):
+        """State-free part, batched over any number of frames: ``[N, H, W, 3] -> [N, ...]``;
+        ``previous`` (float32 pixels ``[N, H, W, 3]``) only with ``config.frame_difference``."""
+        if self.config.frame_difference:
+            frames = tf.cast(frames, tf.float32)
+            frames = tf.concat([frames, frames - previous], axis=-1)
         return self.vision.project(frames) if self.has_attention else self.torso(frames)
+
+    def _previous_frames(self, frames, prev_frame, first):
+        """The frame each step's difference is taken against: the last one, or the frame itself
+        where an episode begins. ``frames [B, T, H, W, 3]``, ``prev_frame [B, H, W, 3]``, ``first [B, T]``."""
+        frames = tf.cast(frames, tf.float32)
+        previous = tf.concat([prev_frame[:, None], frames[:, :-1]], axis=1)
+        return tf.where(first[:, :, None, None, None], frames, previous)
 
     def _recurrent_step(self, encoded, prev_action, prev_reward, state, first):
         keep = 1.0 - tf.cast(first, tf.float32)  # [B]: 0 where an episode begins
@@ -146,7 +162,13 @@ class AgentNet(tf.keras.Model):
         batch = observation.shape[0] if observation.shape.rank else None
         observation, prev_action, prev_reward, first, state = self._check_inputs(
             observation, prev_action, prev_reward, first, state, (batch,))
-        return self._recurrent_step(self._encode(observation), prev_action, prev_reward, state, first)
+        if not self.config.frame_difference:
+            return self._recurrent_step(self._encode(observation), prev_action, prev_reward, state, first)
+        previous = self._previous_frames(observation[:, None], state["prev_frame"], first[:, None])[:, 0]
+        outputs, new_state = self._recurrent_step(self._encode(observation, previous), prev_action, prev_reward,
+                                                  state, first)
+        new_state["prev_frame"] = tf.cast(observation, tf.float32)
+        return outputs, new_state
 
     def unroll(self, observations, prev_actions, prev_rewards, firsts, state):
         """Time-unrolled call (learner path) over ``[B, T, ...]`` inputs with a static T.
@@ -158,7 +180,11 @@ class AgentNet(tf.keras.Model):
         batch, steps = observations.shape[0], int(observations.shape[1])
         observations, prev_actions, prev_rewards, firsts, state = self._check_inputs(
             observations, prev_actions, prev_rewards, firsts, state, (batch, steps))
-        encoded = self._encode(tf.reshape(observations, (-1,) + self._observation_shape))
+        previous = None
+        if self.config.frame_difference:
+            previous = tf.reshape(self._previous_frames(observations, state["prev_frame"], firsts),
+                                  (-1,) + self._observation_shape)
+        encoded = self._encode(tf.reshape(observations, (-1,) + self._observation_shape), previous)
         encoded = tf.reshape(encoded, tf.concat([tf.shape(observations)[:2], tf.shape(encoded)[1:]], 0))
         # tf.unstack (not encoded[:, t]): its gradient is one stack, where a slice's gradient
         # would materialise a full [B, T, ...] tensor per step.
@@ -168,6 +194,8 @@ class AgentNet(tf.keras.Model):
             out, state = self._recurrent_step(enc_t, a_t, r_t, state, f_t)
             per_step.append(out)
         outputs = {k: tf.stack([o[k] for o in per_step], axis=1) for k in per_step[0]}
+        if self.config.frame_difference:
+            state["prev_frame"] = tf.cast(observations[:, -1], tf.float32)
         return outputs, state
 
     def call(self, inputs, training=None):
