@@ -16,13 +16,26 @@ def _dense(*sizes):
     return sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
+def _resnet_trunk(cfg, h, w, c_prev):
+    """FLOPs of the IMPALA ResNet's convolutions and the (h, w, channels) they leave."""
+    torso = 0
+    for c in cfg.resnet_channels:
+        torso += _conv(h, w, 3, c_prev, c)
+        h, w = -(-h // 2), -(-w // 2)
+        torso += 2 * cfg.resnet_blocks * _conv(h, w, 3, c, c)
+        c_prev = c
+    return torso, h, w, c_prev
+
+
 def agent_step_flops(cfg: AgentConfig, variant: str = "attention", num_actions: int = 18) -> dict:
     """FLOPs per step by part: ``{"vision_core": ..., ..., "total": ...}``."""
     parts = {}
     h, w, cin = cfg.observation_shape
     if variant in ("attention", "fixed-query", "l2-keys"):
         torso = 0
-        for c, k, s in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides):
+        if cfg.vision_torso == "resnet":
+            torso, h, w, cin = _resnet_trunk(cfg, h, w, cin)
+        for c, k, s in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides) if cfg.vision_torso == "conv" else ():
             h, w = -(-h // s), -(-w // s)
             torso += _conv(h, w, k, cin, c)
             cin = c
@@ -36,12 +49,7 @@ def agent_step_flops(cfg: AgentConfig, variant: str = "attention", num_actions: 
         parts["answer_processor"] = _dense(heads * (cfg.answer_size + qs) + num_actions + 1, *cfg.answer_hidden)
         core_in = cfg.answer_hidden[-1]
     else:
-        torso, c_prev = 0, cin
-        for c in cfg.resnet_channels:
-            torso += _conv(h, w, 3, c_prev, c)
-            h, w = -(-h // 2), -(-w // 2)
-            torso += 2 * cfg.resnet_blocks * _conv(h, w, 3, c, c)
-            c_prev = c
+        torso, h, w, c_prev = _resnet_trunk(cfg, h, w, cin)
         parts["impala_resnet"] = torso + _dense(h * w * c_prev, cfg.resnet_dense)
         core_in = cfg.resnet_dense + (num_actions + 1 if variant == "lstm" else 0)
     if variant != "feedforward":

@@ -94,11 +94,12 @@ def test_l2_keys_maps_are_softmax_of_key_norms():
     assert np.allclose(out["attention"].numpy().reshape(2, -1), soft / soft.sum(-1, keepdims=True), atol=1e-5)
 
 
-@pytest.mark.parametrize("variant, frame_difference", [
-    ("attention", False), ("l2-keys", False), ("lstm", False), ("feedforward", False),
-    ("attention", True), ("feedforward", True)])
-def test_unroll_equals_single_steps_with_resets(variant, frame_difference):
-    m = build_agent_net(agent_config("small", {"frame_difference": frame_difference}), variant, A)
+@pytest.mark.parametrize("variant, options", [
+    ("attention", {}), ("l2-keys", {}), ("lstm", {}), ("feedforward", {}),
+    ("attention", {"frame_difference": True}), ("feedforward", {"frame_difference": True}),
+    ("attention", {"vision_torso": "resnet"})])
+def test_unroll_equals_single_steps_with_resets(variant, options):
+    m = build_agent_net(agent_config("small", options), variant, A)
     b, t = 2, 5
     obs, act, rew = _inputs(m.config, b, t)
     firsts = np.zeros((b, t), bool)
@@ -127,6 +128,21 @@ def test_frame_difference_is_zero_at_an_episode_start_and_follows_the_last_frame
     moved, _ = m.step(obs, act, rew, {"prev_frame": tf.cast(other, tf.float32)}, first=tf.constant([False, False]))
     np.testing.assert_allclose(at_start["logits"], unmoved["logits"], atol=1e-6)
     assert np.abs(moved["logits"] - unmoved["logits"]).max() > 1e-3
+
+
+def test_the_resnet_vision_torso_gives_an_eighth_size_map_and_round_trips():
+    cfg = agent_config("small", {"vision_torso": "resnet"})
+    m = build_agent_net(cfg, "attention", A)
+    assert cfg.feature_shape == (8, 8) and m.feature_shape == (8, 8)
+    assert "max_pool" not in str(type(m.vision.torso)) and m.vision.torso.dense is None
+    obs, act, rew = _inputs(cfg, 2)
+    out, _ = m.step(obs, act, rew, m.initial_state(2))
+    assert out["attention"].shape == (2, cfg.num_heads, 8, 8)
+    clone = AgentNet.from_config(m.get_config())
+    clone.set_weights(m.get_weights())
+    np.testing.assert_allclose(clone.step(obs, act, rew, m.initial_state(2))[0]["logits"], out["logits"], atol=1e-5)
+    with pytest.raises(ValueError, match="vision_torso"):
+        agent_config("small", {"vision_torso": "vgg"})
 
 
 def test_bfloat16_is_close_to_float32():

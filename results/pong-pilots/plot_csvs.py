@@ -21,7 +21,13 @@ RUNS = {
     "pI": "pI = pH with each trajectory sampled 3 times",
     "pJ": "pJ = pI with baseline cost 0.1",
     "pK": "pK = pI with query basis gain 0.25",
+    "pL": "pL = pH with standardised advantages, entropy 0.01, batch 16",
+    "pM": "pM feed-forward on pL's recipe",
+    "pN": "pN LSTM baseline on pB's recipe (+ LSTM input norm)",
+    "pO": "pO = pH with 16 heads",
+    "pP": "pP = pH with batch 32, each trajectory sampled twice",
 }
+BOLD = {"pB", "pN"}   # the baselines that learn
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for run, label in RUNS.items():
@@ -30,12 +36,13 @@ for run, label in RUNS.items():
         continue
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    ax.plot([int(r["frames"]) / 1e6 for r in rows], [float(r["episode_return"]) for r in rows], label=label)
+    ax.plot([int(r["frames"]) / 1e6 for r in rows], [float(r["episode_return"]) for r in rows], label=label,
+            lw=2.2 if run in BOLD else 1.0)
 ax.axhline(-20.7, color="grey", lw=0.8, ls="--", label="random (-20.7)")
 ax.set_xlabel("emulator frames (millions)")
 ax.set_ylabel("training return (mean of last 100 episodes)")
-ax.set_title("ALE/Pong-v5, atari-cpu preset, 2-core AVX2 CPU")
-ax.legend(fontsize=8)
+ax.set_title("ALE/Pong-v5, atari-cpu preset, 2-core CPU (pA-pK AVX2, pL-pP AVX-512)")
+ax.legend(fontsize=6.5, ncol=2)
 fig.tight_layout()
 for ext in ("png", "svg"):
     fig.savefig(os.path.join(HERE, f"curve.{ext}"), dpi=110)

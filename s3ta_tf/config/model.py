@@ -45,6 +45,11 @@ class AgentConfig(AttentionSizes):
     conv_strides: Tuple[int, ...] = (4, 2)
     convlstm_channels: int = 128
     convlstm_kernel: int = 3
+    # The vision core's torso: "conv" (the paper's two strided convolutions above) or "resnet"
+    # (not in the paper: the IMPALA ResNet trunk of `resnet_channels` / `resnet_blocks` without
+    # its dense layer, 3x3 convolutions and three 3x3/2 max-pools, so the map is H/8 x W/8;
+    # docs/LEARNING.md §12).
+    vision_torso: str = "conv"
     # Feed the torso the frame and its difference from the previous frame (6 channels: x_t and
     # x_t - x_{t-1}, zero at an episode's first step; not in the paper). A constant background
     # then gives the same features at every step while anything that moves (Pong's ball) is
@@ -101,6 +106,8 @@ class AgentConfig(AttentionSizes):
             raise ValueError(f"model.key_channels must be in (0, convlstm_channels={self.convlstm_channels}), "
                              f"got {self.key_channels}")
         check_precision(self.precision)
+        if self.vision_torso not in ("conv", "resnet"):
+            raise ValueError(f"model.vision_torso must be 'conv' or 'resnet', got {self.vision_torso!r}")
 
     # Derived sizes (SPEC §1): never stored, always computed (basis_channels and query_size:
     # AttentionSizes).
@@ -116,7 +123,8 @@ class AgentConfig(AttentionSizes):
     def feature_shape(self) -> Tuple[int, int]:
         """(h, w) of the vision core's output with SAME padding: ceil division per conv."""
         h, w = self.observation_shape[:2]
-        for s in self.conv_strides:
+        strides = self.conv_strides if self.vision_torso == "conv" else (2,) * len(self.resnet_channels)
+        for s in strides:
             h, w = -(-h // s), -(-w // s)
         return h, w
 

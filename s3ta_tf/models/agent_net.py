@@ -52,7 +52,9 @@ class AgentNet(tf.keras.Model):
         c = config
         if self.has_attention:
             self.vision = VisionCore(c.conv_channels, c.conv_kernels, c.conv_strides, c.convlstm_channels,
-                                     c.convlstm_kernel, c.convlstm_layer_norm, dtype=policy, name="vision_core")
+                                     c.convlstm_kernel, c.convlstm_layer_norm, torso=c.vision_torso,
+                                     resnet_channels=c.resnet_channels, resnet_blocks=c.resnet_blocks,
+                                     dtype=policy, name="vision_core")
             self.spatial_basis = FourierSpatialBasis(*self.feature_shape, c.basis_frequencies,
                                                      c.learnable_basis, name="spatial_basis")
             if variant == "l2-keys":
