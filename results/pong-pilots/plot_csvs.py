@@ -26,8 +26,10 @@ RUNS = {
     "pN": "pN LSTM baseline on pB's recipe (+ LSTM input norm)",
     "pO": "pO = pH with 16 heads",
     "pP": "pP = pH with batch 32, each trajectory sampled twice",
+    "pQ": "pQ = pH with the ResNet vision torso (the atari-cpu preset now)",
+    "pR": "pR feed-forward on pQ's recipe",
 }
-BOLD = {"pB", "pN"}   # the baselines that learn
+BOLD = {"pB", "pN", "pQ", "pR"}   # the runs that learn
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for run, label in RUNS.items():
