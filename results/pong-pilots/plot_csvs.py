@@ -30,8 +30,9 @@ RUNS = {
     "pR": "pR feed-forward on pQ's recipe",
 }
 BOLD = {"pB", "pN", "pQ", "pR"}   # the runs that learn
+COLOURS = {"pB": "tab:orange", "pN": "tab:green", "pQ": "black", "pR": "tab:red"}
 
-fig, ax = plt.subplots(figsize=(8, 4.5))
+fig, ax = plt.subplots(figsize=(9, 7.5))
 for run, label in RUNS.items():
     path = os.path.join(HERE, f"curve-{run}.csv")
     if not os.path.exists(path):
@@ -39,12 +40,14 @@ for run, label in RUNS.items():
     with open(path) as f:
         rows = list(csv.DictReader(f))
     ax.plot([int(r["frames"]) / 1e6 for r in rows], [float(r["episode_return"]) for r in rows], label=label,
-            lw=2.2 if run in BOLD else 1.0)
+            lw=2.2 if run in BOLD else 0.9, color=COLOURS.get(run), alpha=1.0 if run in BOLD else 0.6)
 ax.axhline(-20.7, color="grey", lw=0.8, ls="--", label="random (-20.7)")
+ax.scatter([10], [16.7], marker="*", s=120, color="tab:purple", zorder=5, label="PPO2 at 10M frames (+16.7)")
+ax.scatter([10], [-12.4], marker="^", s=70, color="tab:brown", zorder=5, label="A2C at 10M frames (-12.4)")
 ax.set_xlabel("emulator frames (millions)")
 ax.set_ylabel("training return (mean of last 100 episodes)")
-ax.set_title("ALE/Pong-v5, atari-cpu preset, 2-core CPU (pA-pK AVX2, pL-pP AVX-512)")
-ax.legend(fontsize=6.5, ncol=2)
+ax.set_title("ALE/Pong-v5, atari-cpu preset, 2-core CPU (pA-pK AVX2, pL-pR AVX-512)")
+ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12))
 fig.tight_layout()
 for ext in ("png", "svg"):
     fig.savefig(os.path.join(HERE, f"curve.{ext}"), dpi=110)
