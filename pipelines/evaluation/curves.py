@@ -105,7 +105,7 @@ def plot_runs(run_dirs: List[str], out: str, title: Optional[str] = None,
                 ax_h.plot(c["frames"] / 1e6, c["hns"], label=c["label"], lw=1.6)
         ax_h.axhline(100, color="grey", ls="--", lw=0.8)
         ax_h.set_xlabel("emulator frames (millions)")
-        ax_h.set_ylabel("human-normalised return (%; capped mean for several games)")
+        ax_h.set_ylabel("human-normalised return (%)\n(multi-level runs: capped mean)")
         ax_h.grid(alpha=0.3)
         ax_h.legend(fontsize=8, loc="best")
     envs = sorted({c["env"] for c in curves if c["env"]})
