@@ -196,7 +196,10 @@ def test_actor_process_writes_trajectories_the_learner_can_replay(server, tmp_pa
     spec = tiny_spec()
     network = spec.build_network(7)
     push_variables(reverb.Client(address), 7, [v.numpy() for v in network.variables])
+    # --precision float32: the learner side here is float32, and 'auto' picks bfloat16 on CPUs with
+    # native bf16 (AVX-512 BF16, AMX), whose logits differ by ~1e-3 from float32's.
     result = _cli("actor", "--env", ENV, "--preset", "small", *sum((["--set", s] for s in MODEL_SET), []),
+                  "--precision", "float32",
                   "--set", "train.unroll_length=5", "--replay-address", address, "--root-dir",
                   str(tmp_path), "--actor-id", "0", "--num-envs", "2", "--max-steps", "31")
     assert result.returncode == 0, result.stdout + result.stderr
