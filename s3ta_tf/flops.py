@@ -32,13 +32,14 @@ def agent_step_flops(cfg: AgentConfig, variant: str = "attention", num_actions: 
     parts = {}
     h, w, cin = cfg.observation_shape
     if variant in ("attention", "fixed-query", "l2-keys"):
-        torso = 0
         if cfg.vision_torso == "resnet":
             torso, h, w, cin = _resnet_trunk(cfg, h, w, cin)
-        for c, k, s in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides) if cfg.vision_torso == "conv" else ():
-            h, w = -(-h // s), -(-w // s)
-            torso += _conv(h, w, k, cin, c)
-            cin = c
+        else:
+            torso = 0
+            for c, k, s in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides):
+                h, w = -(-h // s), -(-w // s)
+                torso += _conv(h, w, k, cin, c)
+                cin = c
         f, kk = cfg.convlstm_channels, cfg.convlstm_kernel
         parts["conv_torso"] = torso
         parts["convlstm"] = _conv(h, w, kk, cin, 4 * f) + _conv(h, w, kk, f, 4 * f)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from s3ta_tf.config.model import VISION_TORSOS
 from s3ta_tf.layers.convlstm import ConvLSTMCell
 from s3ta_tf.layers.impala_resnet import ImpalaResNet
-
-VISION_TORSOS = ("conv", "resnet")
 
 
 class ConvTorso(tf.keras.layers.Layer):
