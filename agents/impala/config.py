@@ -170,6 +170,8 @@ TRAIN_PRESETS = {
         export_interval_steps=2_000,
     ),
 }
+# The 16x16-map model (s3ta_tf.config.model) trains on the same recipe.
+TRAIN_PRESETS["atari-cpu-fine"] = TRAIN_PRESETS["atari-cpu"]
 
 
 def train_config(preset: str = "paper", overrides=None) -> TrainConfig:

@@ -183,6 +183,14 @@ AGENT_PRESETS = {
         resnet_dense=128,
     ),
 }
+# `atari-cpu` with a 16x16 attention map (issue 20: its 8x8 cells are 8x8 pixels of the 64x64
+# frame, 26x20 of the 210x160 screen, too coarse to see a head follow Pong's ball; the paper's
+# 27x20 map has cells of 8x8 screen pixels). The ResNet trunk keeps two of its three
+# sections, so the frame is pooled twice (64 -> 32 -> 16) and the ConvLSTM, keys, values and
+# attention run on 16x16 cells of 4x4 frame pixels (13x10 screen pixels). Nothing else
+# changes; a step costs about twice atari-cpu's FLOPs (`s3ta describe`), most of it the ConvLSTM
+# on 4x the cells. The baselines (feedforward, lstm) take the same two-section trunk.
+AGENT_PRESETS["atari-cpu-fine"] = dataclasses.replace(AGENT_PRESETS["atari-cpu"], resnet_channels=(8, 16))
 
 
 def agent_config(preset: str = "paper", overrides=None) -> AgentConfig:
