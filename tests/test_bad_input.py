@@ -1,6 +1,7 @@
 """Bad input never costs data or shows a traceback (issue 11). Each case asserts the exit code,
 that the message names the fault, and for the data-loss cases that nothing the user had is
 lost. The table of these cases is docs/BAD_INPUT.md."""
+import glob
 import json
 import os
 import signal
@@ -157,18 +158,34 @@ def test_classify_checkpoints_on_sigint_and_writes_valid_json(tmp_path, sig, cod
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "classify", "train", "--dataset", "image_folder",
          "--manual-dir", str(src), "--data-dir", str(tmp_path / "tfds"), "--root-dir", str(root),
-         "--preset", "small", "--steps", "100000", "--no-progress", "--set", "train.summary_every=5"],
+         "--preset", "small", "--steps", "100000", "--no-progress", "--set", "train.summary_every=5",
+         "--set", "train.checkpoint_every=100000"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Signal once the first summary (step 5) is on disk, whatever the machine's speed; with no
+    # periodic checkpoint before step 100,000, the only checkpoint is the one the signal writes.
     deadline = time.time() + 300
-    while time.time() < deadline and not (root / "tensorboard").exists():
-        time.sleep(1)
-    time.sleep(8)   # some steps, fewer than the 200 between periodic checkpoints
+    while time.time() < deadline and proc.poll() is None and _summary_steps(root / "tensorboard") < 1:
+        time.sleep(0.5)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-2000:]
     result = json.loads(out[out.index("{"):])   # valid JSON (no NaN literal)
-    assert result["stopped"] == sig.name and 0 < result["step"] < 200
+    assert result["stopped"] == sig.name and 5 <= result["step"] < 100000
     assert tf.train.latest_checkpoint(str(root / "checkpoints")).endswith(f"-{result['step']}")
+    assert len(tf.train.get_checkpoint_state(str(root / "checkpoints")).all_model_checkpoint_paths) == 1
+
+
+def _summary_steps(tensorboard_dir) -> int:
+    """How many summary steps the event files under ``tensorboard_dir`` hold (0 while none)."""
+    steps = set()
+    for path in glob.glob(os.path.join(str(tensorboard_dir), "**", "events.*"), recursive=True):
+        try:
+            for event in tf.compat.v1.train.summary_iterator(path):
+                if event.summary.value:
+                    steps.add(event.step)
+        except tf.errors.DataLossError:   # a record still being written
+            pass
+    return len(steps)
 
 
 # ---------------------------------------------------------------- 4: silent wrong values

@@ -41,6 +41,9 @@ class AnalysisConfig:
     probe_duration: int = 20            # steps during which the sprite is shown
     probe_position: Tuple[int, ...] = ()   # (y, x) of the sprite's top-left corner; () = centred
     probe_sprite: str = ""              # PNG path; "" = the built-in sprite
+    # Object scores (ALE games OCAtari knows; .object_scores): per head and object, lift and hit rate.
+    object_scores: bool = True
+    object_radius: int = 1              # a hit: the most-attended cell within this many cells of the object
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -51,6 +54,8 @@ class AnalysisConfig:
                      "probe_duration", "gif_max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.object_radius >= 0:
+            raise ValueError(f"object_radius must be >= 0, got {self.object_radius}")
         if self.report_gif_max_mb < 0:
             raise ValueError(f"report_gif_max_mb must be >= 0, got {self.report_gif_max_mb}")
         if self.saliency_warmup < 0:

@@ -10,6 +10,9 @@ environments, so it is as usable from a notebook as from the command line. Outpu
     weight_distribution.png    per head, attention mass along x and along y
     saliency_t<T>.png          policy/value saliency (agent and baseline) at frame T
     novel_state.png, .mp4      the sprite probe
+    object_mass.png            per head, attention mass on each game object over time (ALE games
+                               OCAtari knows: .object_scores), objects.npz the objects' cells
+    entropy_by_ball_height.png per head, attention entropy against the ball's height
     summary.json               every number (faithfulness, probe, timings)
     rollout.npz                per-step frames, actions, values, attention, what, where
     report.html                all of the above in one self-contained page
@@ -25,6 +28,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from pipelines.analysis import novel_state as ns
+from pipelines.analysis import object_scores as obj
 from pipelines.analysis.faithfulness import faithfulness_scores
 from pipelines.analysis.overlay import overlay_heads
 from pipelines.analysis.progress import Progress
@@ -121,6 +125,29 @@ def _saliency(stepper, context, frame, cfg, label) -> Saliency:
     return result
 
 
+def _object_reader(env, cfg, has_attention: bool, summary: dict):
+    """The object reader of ``env`` for the object scores, or None (the reason logged and put in
+    ``summary["objects_skipped"]``): off in ``cfg``, no attention maps, not an ALE game OCAtari
+    knows, or OCAtari not installed."""
+    if not cfg.object_scores:
+        return None
+    why = None if has_attention else "the model has no attention maps"
+    if why is None:
+        try:
+            return obj.RamObjects(env)
+        except obj.ObjectsUnavailable as e:
+            why = str(e)
+    summary["objects_skipped"] = why
+    _log(f"analyze: object scores skipped: {why}")
+    return None
+
+
+def _pool_saliency(pooled: Dict[str, list], who: str, sal: Saliency, frame_hw, grid_hw) -> None:
+    for kind in ("policy", "value"):
+        pooled.setdefault(f"{who} {kind} saliency", []).append(
+            obj.pool_to_grid(getattr(sal, kind), sal.ys, sal.xs, frame_hw, grid_hw))
+
+
 def summary_rows(summary: dict, stepper) -> List[list]:
     """The report's summary table: the run, then per head the headline numbers."""
     rows = [["steps", summary["steps"]], ["return", summary["return"]],
@@ -140,6 +167,11 @@ def summary_rows(summary: dict, stepper) -> List[list]:
                      ", ".join("yes" if d else "no" for d in probe.get("detected_by_head", []))])
         rows.append(["novel state: actions agree with control during / after",
                      f"{probe['during']['action_agreement']}, {probe['after']['action_agreement']}"])
+    for c, s in summary.get("objects", {}).get("attention", {}).items():
+        if s["steps"]:
+            rows.append([f"{c}: lift per head (1 = even spread)", ", ".join(f"{v:.2f}" for v in s["lift"])])
+            rows.append([f"{c}: hit rate per head (chance {s['chance']:.2f})",
+                         ", ".join(f"{v:.2f}" for v in s["hit_rate"])])
     if "what_share_attended" in summary:
         rows.append(["attention-weighted |what| share per head",
                      ", ".join(f"{v:.3f}" for v in summary["what_share_attended"])])
@@ -167,6 +199,7 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
         _log(f"analyze: {steps} steps leave no frame after the {cfg.saliency_warmup}-frame warm-up; "
              "saliency skipped (run more steps or --set saliency_warmup=...)")
     has_attention = getattr(stepper, "num_heads", 0) > 0
+    object_analysis = None
     sprite = ns.default_sprite() if sprite is None else ns.as_rgba(sprite)
     t0 = cfg.probe_time if cfg.probe_time >= 0 else steps // 2
     probe_position = ns.resolve_position(sprite, cfg.probe_position, stepper.observation_shape[:2])
@@ -177,7 +210,9 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
 
     t = time.perf_counter()
     env = make_env()
-    rollout = run_agent(stepper, env, steps, cfg.policy, cfg.seed, keep_contexts=sal_times, progress=progress)
+    objects = _object_reader(env, cfg, has_attention, summary)
+    rollout = run_agent(stepper, env, steps, cfg.policy, cfg.seed, keep_contexts=sal_times, progress=progress,
+                        objects=objects)
     env.close()
     timings["rollout_s"] = time.perf_counter() - t
     summary["episode_starts"] = np.flatnonzero(rollout.firsts).tolist()
@@ -228,6 +263,9 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
         report.table(["head", "attention-weighted |what| share"],
                      [[n, s] for n, s in enumerate(summary["what_share_attended"])])
 
+        if objects is not None:
+            object_analysis = obj.score_rollout(rollout, objects.categories, objects.screen_hw, cfg.object_radius)
+            summary["objects"] = object_analysis.summary
         files["weight_distribution"] = plot_weight_distribution(
             rollout.attention, os.path.join(out_dir, "weight_distribution.png"),
             "Attention mass along x and y per head (mean, 10–90 % over steps)")
@@ -250,6 +288,7 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
                               rollout.firsts[:upto], keep_contexts=sal_times, progress=progress,
                               label="baseline replay")
         rows = []
+        pooled: Dict[str, list] = {}
         for ts in sal_times:
             frame = rollout.frames[ts]
             t = time.perf_counter()
@@ -277,8 +316,12 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
                 images += [saliency_image(frame, base_sal.policy), saliency_image(frame, base_sal.value)]
                 labels += ["baseline policy", "baseline value"]
                 arrays.update(baseline_policy=base_sal.policy, baseline_value=base_sal.value)
+                if object_analysis is not None:
+                    _pool_saliency(pooled, "baseline", base_sal, frame.shape[:2], rollout.attention.shape[-2:])
                 entry.update(baseline_policy_max=float(base_sal.policy.max()),
                              baseline_value_max=float(base_sal.value.max()))
+            if object_analysis is not None:
+                _pool_saliency(pooled, "agent", agent_sal, frame.shape[:2], rollout.attention.shape[-2:])
             np.savez_compressed(os.path.join(out_dir, f"saliency_t{ts}.npz"), **arrays)
             png = write_png(os.path.join(out_dir, f"saliency_t{ts}.png"), labelled_row(images, labels))
             report.media(png, f"frame {ts}: saliency (normalised per map) and attention")
@@ -289,6 +332,16 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
                         f"and the share of saliency inside the top {cfg.top_k_fraction:.0%} attended cells "
                         "(chance = what a random choice of as many cells gets).")
             report.table(["frame", "head", "saliency of", "Spearman ρ", "top-k saliency share", "chance"], rows)
+        if object_analysis is not None:
+            maps = {"attention (same frames)": rollout.attention[sal_times],
+                    **{k: np.stack(v)[:, None] for k, v in pooled.items()}}
+            summary["objects"]["saliency"] = {k: obj.score_maps_on_frames(m, object_analysis.tracks, sal_times,
+                                                                          cfg.object_radius)
+                                              for k, m in maps.items()}
+            summary["objects"]["saliency_frames"] = sal_times
+
+    if object_analysis is not None:
+        files["objects"] = obj.write_object_scores(object_analysis, out_dir, report)
 
     if has_attention:
         _log(f"analyze: novel-state probe (sprite at step {t0}, position {probe_position})")

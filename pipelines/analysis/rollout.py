@@ -43,6 +43,7 @@ class Rollout:
     where: Optional[np.ndarray] = None
     contexts: Dict[int, StepContext] = dataclasses.field(default_factory=dict)
     action_names: Optional[List[str]] = None
+    objects: Optional[List[dict]] = None     # per step, {category: [(x, y, w, h), ...]} (screen pixels)
 
     def __len__(self):
         return len(self.actions)
@@ -132,17 +133,21 @@ def action_names_of(env) -> Optional[List[str]]:
 
 def run_agent(stepper, env, steps: int, policy: str = "sample", seed: int = 0,
               transform: Optional[Transform] = None, keep_contexts: Iterable[int] = (),
-              progress: bool = True, label: str = "rollout") -> Rollout:
+              progress: bool = True, label: str = "rollout", objects=None) -> Rollout:
     """Runs ``steps`` agent steps in ``env`` (a TF-Agents PyEnvironment, e.g. from
     :func:`agents.environments.make_environment`); episodes restart as they end.
 
     ``transform(t, frame)`` edits the pixels the agent sees at step t (the env is untouched).
+    ``objects``: an object reader (``.read(first)``, e.g.
+    :class:`pipelines.analysis.object_scores.RamObjects` of ``env``) called as each frame is seen;
+    its records become ``Rollout.objects``.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     rng = np.random.default_rng(seed)
     rec = _Recorder(stepper, keep_contexts)
     bar = Progress(label, steps, enabled=progress)
+    seen: List[dict] = []
     time_step = env.reset()
     prev_action, prev_reward, first = 0, 0.0, True
     for t in range(steps):
@@ -150,6 +155,8 @@ def run_agent(stepper, env, steps: int, policy: str = "sample", seed: int = 0,
             time_step = env.reset()
             prev_action, prev_reward, first = 0, 0.0, True
         frame = np.asarray(time_step.observation, np.uint8)
+        if objects is not None:
+            seen.append(objects.read(first))
         if transform is not None:
             frame = np.asarray(transform(t, frame), np.uint8)
         out = rec.step(t, frame, prev_action, prev_reward, first)
@@ -161,7 +168,9 @@ def run_agent(stepper, env, steps: int, policy: str = "sample", seed: int = 0,
         prev_action, prev_reward, first = action, reward, False
         bar.update(t + 1)
     bar.close()
-    return rec.finish(action_names_of(env))
+    rollout = rec.finish(action_names_of(env))
+    rollout.objects = seen if objects is not None else None
+    return rollout
 
 
 def replay(stepper, frames: np.ndarray, actions: Optional[np.ndarray] = None,

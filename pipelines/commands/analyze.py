@@ -16,7 +16,9 @@ def register(subparsers) -> None:
                     "overlay videos (MP4 + GIF, one row per head), what/where videos, per-head weight "
                     "distributions, Greydanus perturbation saliency (agent and optional baseline) on chosen "
                     "frames after a >200-frame warm-up, a novel-state sprite probe, per-head faithfulness "
-                    "(attention vs saliency) and one self-contained report.html.",
+                    "(attention vs saliency), per-head object scores on ALE games OCAtari knows (attention mass and "
+                    "hit rate on the ball, player, enemies..., from the emulator's RAM; needs s3ta-tf[objects]) "
+                    "and one self-contained report.html.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_model_dir(p, "an exported SavedModel ('s3ta export') or a run's checkpoint directory (the model is "
                      "rebuilt from the run's run.json)")
@@ -74,5 +76,11 @@ def run(args) -> int:
     make_env().close()   # fail fast on a bad env id or a model/env mismatch
     summary = analyze(stepper, make_env, args.steps, args.out, cfg, baseline=baseline, sprite=sprite,
                       progress=not args.quiet)
+    if "objects" in summary:
+        from pipelines.analysis.object_scores import head_lines
+        print("attention on objects (lift: mass / area share; hit: top cell within "
+              f"{summary['objects']['radius']} cell of the object):")
+        for line in head_lines(summary["objects"]):
+            print("  " + line)
     print(summary["files"]["report"])
     return 0
