@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test bench freeze clean
+.PHONY: venv system-packages demo test bench freeze clean
 
 $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Reverb needs Python 3.11); set PY=/path/to/python3.11"; exit 2; }
@@ -21,8 +21,13 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/s3ta train
 
+## system-packages: what the tests need beyond Python (headless Chromium), installed when missing
+## (as root with apt-get; otherwise named in one line)
+system-packages:
+	@.ci/system-packages
+
 ## test: the whole suite (real Reverb, ALE, TFDS builders; < 20 min on 2 cores)
-test: venv
+test: venv system-packages
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## bench: all benchmarks, JSON under bench/results/
