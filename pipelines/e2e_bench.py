@@ -103,26 +103,48 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
 
 
 def run_e2e_benchmark(out_path=None, args=None) -> dict:
+    """``--preset`` (and each ``--compare-preset``) measured in one run, against one raw ALE rate
+    and one matmul peak; the first preset's figures are also the top-level keys."""
     from pipelines.bench_common import matmul_peak_gflops
     import tensorflow as tf
-    from agents.impala.builder import RunSpec
+    from s3ta_tf.precision import cpu_summary, resolve_precision
 
     env_id = getattr(args, "env", None) or "ALE/Pong-v5"
-    preset = getattr(args, "preset", None) or "atari-cpu"
+    presets = [getattr(args, "preset", None) or "atari-cpu"]
+    presets += [p for p in (getattr(args, "compare_preset", None) or []) if p not in presets]
     agent = getattr(args, "agent", None) or "attention"
     quick = bool(getattr(args, "quick", False))
     seconds = float(getattr(args, "seconds", None) or (150 if quick else 600))
-    from agents.impala.config import train_config
-    from s3ta_tf.precision import cpu_summary, resolve_precision
-    actors = int(getattr(args, "actors", None) or train_config(preset).num_actors)
     precision, precision_why = resolve_precision(getattr(args, "precision", None) or "auto")
+    raw = raw_env_frames_per_second(env_id, seconds=3.0 if quick else 10.0)
+    peak = matmul_peak_gflops(tf.as_dtype(precision), seconds=2.0 if quick else 5.0)
+    measured = {p: measure_preset(env_id, p, agent, precision, seconds, raw, peak, getattr(args, "actors", None))
+                for p in presets}
+    return {
+        "benchmark": "e2e", "env": env_id, "agent": agent, "precision": precision,
+        "precision_choice": precision_why, "cpu_flags": cpu_summary(), "cpu_count": os.cpu_count(),
+        **measured[presets[0]],
+        "raw_env_frames_per_second": raw,
+        "peak_gflops": peak,
+        "presets": measured,
+        "note": "frames are emulator frames (agent steps x action repeat); the compute bound counts the "
+                "actor forward plus the learner forward+backward (3x) per agent step; every preset was "
+                "measured in this run against the same raw ALE rate and matmul peak",
+    }
+
+
+def measure_preset(env_id: str, preset: str, agent: str, precision: str, seconds: float, raw: float,
+                   peak: float, actors=None) -> dict:
+    """One preset's end-to-end frames/s, its compute bound and both ratios."""
+    from agents.impala.builder import RunSpec
+    from agents.impala.config import train_config
+    from s3ta_tf.flops import agent_step_flops
+
+    actors = int(actors or train_config(preset).num_actors)
     spec = RunSpec.from_args(preset, agent, env_id=env_id, precision=precision)
     env = spec.make_environment(seed=0)
     num_actions, frames_per_step = env.num_actions, env.frames_per_step
     env.close()
-
-    raw = raw_env_frames_per_second(env_id, seconds=3.0 if quick else 10.0)
-    peak = matmul_peak_gflops(tf.as_dtype(precision), seconds=2.0 if quick else 5.0)
     bound = compute_bound(spec, num_actions, frames_per_step, peak)
     root_dir = tempfile.mkdtemp(prefix="s3ta-bench-e2e-")
     try:
@@ -131,18 +153,16 @@ def run_e2e_benchmark(out_path=None, args=None) -> dict:
     finally:
         shutil.rmtree(root_dir, ignore_errors=True)
     fps = train["learner_frames_per_second"] or train["actor_frames_per_second"]
+    print(f"e2e {preset}: {fps or 0:,.0f} frames/s end to end, raw ALE {raw:,.0f}, compute bound "
+          f"{bound['frames_per_second']:,.0f}", flush=True)
     return {
-        "benchmark": "e2e", "env": env_id, "preset": preset, "agent": agent, "actors": actors,
-        "precision": precision, "precision_choice": precision_why, "cpu_flags": cpu_summary(),
-        "num_actions": num_actions, "frames_per_step": frames_per_step, "cpu_count": os.cpu_count(),
+        "preset": preset, "actors": actors, "num_actions": num_actions, "frames_per_step": frames_per_step,
+        "feature_shape": list(spec.agent.feature_shape),
+        "flops_per_step": agent_step_flops(spec.agent, spec.variant, num_actions)["total"],
         "frames_per_second": fps,
         "frames_per_second_source": "learner" if train["learner_frames_per_second"] else "actors",
         "train": train,
-        "raw_env_frames_per_second": raw,
-        "peak_gflops": peak,
         "compute_bound": bound,
         "ratio_to_raw_env": fps / raw if fps else None,
         "ratio_to_compute_bound": fps / bound["frames_per_second"] if fps else None,
-        "note": "frames are emulator frames (agent steps x action repeat); the compute bound counts the "
-                "actor forward plus the learner forward+backward (3x) per agent step",
     }

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from pipelines.commands.flags import add_agent, add_precision, add_preset
+from pipelines.commands.flags import RUN_PRESETS, add_agent, add_precision, add_preset
 
 # target -> (module, function(out_path, args) -> dict, help)
 TARGETS = {
@@ -38,6 +38,9 @@ def register(sub):
     add_agent(p)
     add_precision(p, extra=". For 'e2e' (default auto); 'model' measures float32, and bfloat16 where "
                            "the CPU has it natively (else records why not)")
+    p.add_argument("--compare-preset", action="append", default=[], metavar="PRESET", choices=RUN_PRESETS,
+                   help="'e2e' only: also measure this preset in the same run, beside --preset (same raw ALE "
+                        "rate and matmul peak; repeatable), e.g. --preset atari-cpu-fine --compare-preset atari-cpu")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier numbers)")
     p.set_defaults(func=run)
 
