@@ -17,7 +17,7 @@ compose (or any launcher) can drive them without flags::
     S3TA_QUEUE_SIZE      trajectories held by the replay queue
     S3TA_ROOT_DIR        the run's root directory (learner, train, pbt; actors' episode logs)
     S3TA_ENV             environment id                          (default: the preset's)
-    S3TA_PRESET          paper | atari-cpu | small               (default paper)
+    S3TA_PRESET          paper | atari-cpu | atari-cpu-fine | small  (default paper)
     S3TA_AGENT           model variant                           (default attention)
     S3TA_PRECISION       auto | float32 | bfloat16               (default auto)
     S3TA_ACTOR_ID        this actor's index                      (default: from host and pid)
@@ -40,8 +40,8 @@ RUN_SECTIONS = {"model": AGENT_PRESETS["paper"], "train": TrainConfig}
 # Old spellings of S3TA_SET (read with a warning): variable -> the section its items belong to.
 OLD_SET_VARS = {"S3TA_MODEL_SET": "model", "S3TA_TRAIN_SET": "train"}
 PRESET_HELP = ("'paper' (SPEC numbers, 210x160 input), 'atari-cpu' (the same agent narrowed, 64x64 "
-               "input, Adam: Atari on a few CPU cores) or 'small' (64x64 input, narrow layers: tests, "
-               "quick runs, the demo)")
+               "input, Adam: Atari on a few CPU cores; 8x8 attention maps), 'atari-cpu-fine' (atari-cpu "
+               "with 16x16 attention maps) or 'small' (64x64 input, narrow layers: tests, quick runs, the demo)")
 
 
 def env(name: str, default=None):
