@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv system-packages demo test bench freeze clean
+.PHONY: venv system-packages demo test test-fast bench freeze clean
 
 $(STAMP): requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Reverb needs Python 3.11); set PY=/path/to/python3.11"; exit 2; }
@@ -29,6 +29,10 @@ system-packages:
 ## test: the whole suite (real Reverb, ALE, TFDS builders; < 20 min on 2 cores)
 test: venv system-packages
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## test-fast: everything not marked slow (no training runs, populations, Docker or full Atari episodes)
+test-fast: venv system-packages
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 ## bench: all benchmarks, JSON under bench/results/
 bench: venv

@@ -56,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     import logging
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TF's Python warnings are noise here
+    from pipelines.commands.flags import check_finite_numbers
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_finite_numbers(args)
         return int(args.func(args) or 0)
     except (CliError, ValueError, FileNotFoundError) as e:
         parser.exit(getattr(e, "exit_code", 2), f"s3ta {args.command}: error: {e}\n")

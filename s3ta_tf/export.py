@@ -114,9 +114,12 @@ class ServingModule(tf.Module):
 
 
 def assert_input_values(inputs: dict, num_actions: int) -> list:
-    """Graph-time value checks of a step's inputs: ``prev_action`` in ``[0, num_actions)``, and
-    ``prev_reward`` and every state tensor finite. The error names the input and its range."""
+    """Graph-time value checks of a step's inputs: at least one row (an empty batch would fail
+    deep in the network with a misleading shape error), ``prev_action`` in ``[0, num_actions)``,
+    and ``prev_reward`` and every state tensor finite. The error names the input and its range."""
     ops = [
+        tf.debugging.assert_positive(
+            tf.shape(inputs["observation"])[0], message="observation: expected a batch of B >= 1 rows, got B = 0"),
         tf.debugging.assert_greater_equal(
             inputs["prev_action"], 0, message=f"prev_action: expected int32 [B] in [0, {num_actions})"),
         tf.debugging.assert_less(

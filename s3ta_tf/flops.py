@@ -59,3 +59,21 @@ def agent_step_flops(cfg: AgentConfig, variant: str = "attention", num_actions: 
     parts["heads"] = _dense(core_in, cfg.head_hidden) + 2 * cfg.head_hidden * (num_actions + 1)
     parts["total"] = sum(parts.values())
     return parts
+
+
+def step_memory_bytes(cfg: AgentConfig, variant: str = "attention", num_actions: int = 18) -> int:
+    """A lower bound of the memory one step at batch 1 needs, from the config alone: the
+    observation (uint8, then as compute floats), the torso's largest activation (held beside
+    it) and the baselines' dense layer, whose weights grow with the observation. Enough to
+    refuse a shape that cannot fit before TensorFlow tries (``s3ta describe``/``export``)."""
+    item = 2 if cfg.precision == "bfloat16" else 4
+    h, w, c = cfg.observation_shape
+    observation = h * w * c * (1 + item)
+    if variant in ("attention", "fixed-query", "l2-keys") and cfg.vision_torso == "conv":
+        s = cfg.conv_strides[0]
+        largest = -(-h // s) * -(-w // s) * cfg.conv_channels[0]
+        return observation + largest * item
+    largest = h * w * cfg.resnet_channels[0]     # the first 3x3 convolution, before its pooling
+    _, h, w, channels = _resnet_trunk(cfg, h, w, c)
+    dense = h * w * channels * cfg.resnet_dense * 4 if variant in ("feedforward", "lstm") else 0
+    return observation + largest * item + dense

@@ -23,6 +23,7 @@ from s3ta_tf.atomic_io import write_json_atomic
 RUN_FILE = "run.json"
 LEGACY_FILES = ("config.json", "model_config.json")  # read, never written
 KINDS = ("rl", "classification", "model")
+KIND_NAMES = {"rl": "an RL training run", "classification": "a classification run", "model": "a saved agent network"}
 
 
 def write_record(directory: str, record: dict) -> str:
@@ -64,11 +65,20 @@ def read_record(directory: str, search_parent: bool = False) -> dict:
             record = json.load(f)
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable run record ({e})") from None
+    if not isinstance(record, dict):
+        got = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(record), "a number")
+        raise ValueError(f"{path}: not a run record (expected a JSON object, got {got})")
     if os.path.basename(path) == "model_config.json":
         record = {"kind": "model", "variant": record["variant"], "num_actions": record["num_actions"],
                   "agent_config": record["config"]}
-    record.setdefault("kind", "rl")  # config.json of an RL run
+    # Records written before "kind": an RL run's config.json, or a classification run's run.json.
+    record.setdefault("kind", "classification" if "class_names" in record else "rl")
     return record
+
+
+def kind_name(record: dict) -> str:
+    """What a record's run is, in words ("an RL training run", ...)."""
+    return KIND_NAMES.get(record.get("kind"), f"a {record.get('kind')} run")
 
 
 def has_agent(record: dict) -> bool:

@@ -46,6 +46,7 @@ def analyze(*args):
     return main(["analyze", "--quiet", *args])
 
 
+@pytest.mark.slow
 def test_analyze_writes_every_output_and_the_report_renders(exported, tmp_path):
     out = tmp_path / "out"
     code = analyze("--model", exported["attention"], "--baseline-model", exported["feedforward"], "--env", ENV,
@@ -83,8 +84,12 @@ def test_analyze_writes_every_output_and_the_report_renders(exported, tmp_path):
     page = (out / "report.html").read_text()
     assert network_references(page) == []                           # nothing fetched from a network
     assert "<caption>Summary</caption>" in page and "Spearman" in page and "sprite detected per head" in page
+    # MsPacman's objects from RAM (OCAtari): the player and the ghosts get per-head scores
+    objects = summary["objects"]
+    assert {"Player", "Ghost"} <= set(objects["categories"]) and len(objects["attention"]["Player"]["lift"]) == 2
+    assert (out / "object_mass.png").stat().st_size > 0
     states = rp.media_states(rp.render_dom(str(out / "report.html")))
-    assert len(states) == 8 and set(states.values()) == {"loaded"}, states
+    assert len(states) == 9 and set(states.values()) == {"loaded"}, states
 
 
 def test_closed_loop_probe_in_a_real_game_detects_the_sprite():
@@ -155,6 +160,7 @@ def test_help_describes_analyze(capsys):
         assert flag in text
 
 
+@pytest.mark.slow
 def test_one_overlay_video_per_episode_when_several_episodes_end(tmp_path):
     """MiniGrid-Empty-5x5 ends an episode at the goal or after 100 steps, so 210 steps of an
     untrained (near-random) agent hold at least two finished episodes: each gets its own overlay

@@ -13,6 +13,9 @@ from PIL import Image
 
 from classify_fixtures import make_digits_folder
 from pipelines.cli import main as cli_main
+import pytest
+
+pytestmark = pytest.mark.slow   # see setup.cfg's markers: `make test-fast` leaves it out
 
 # Digits must not be mirrored or recoloured; the crop stays gentle on 8x8 sources.
 DIGIT_SETTINGS = ["data.horizontal_flip=false", "data.color_distortion=0",

@@ -48,6 +48,7 @@ def imagenet_run(tmp_path_factory):
     return paths, cfg, (x, y, before), first
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(imagenet_run):
     paths, cfg, (x, y, before), first = imagenet_run
     assert first["step"] == 6 and first["resumed_from"] == 0
@@ -105,6 +106,7 @@ def _png(colour) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_export_reload_equal_outputs_and_bad_bytes(imagenet_run):
     paths, cfg, (x, _, _), _ = imagenet_run
     out_dir = str(paths["root"] / "export")
@@ -143,6 +145,7 @@ def test_export_reload_equal_outputs_and_bad_bytes(imagenet_run):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_kinetics_train_and_export_frames(tmp_path):
     make_kinetics_folder(str(tmp_path / "manual"), train_per_class=1, frames=6)
     cfg = classify_config("small", ["data.num_frames=3", "model.convlstm_channels=8",
@@ -175,6 +178,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert e.value.code == 2 and "not a classification run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["resnet", "recurrent-resnet"])
 def test_baselines_train_and_export(imagenet_run, variant):
     paths, cfg, (x, _, _), _ = imagenet_run

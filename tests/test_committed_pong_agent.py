@@ -12,6 +12,9 @@ import numpy as np
 
 from pipelines.analysis.stepper import load_stepper
 from pipelines.evaluation.protocol import Protocol, evaluate_game
+import pytest
+
+pytestmark = pytest.mark.slow   # see setup.cfg's markers: `make test-fast` leaves it out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "results", "pong-attention", "model")

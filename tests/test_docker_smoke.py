@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.slow   # see setup.cfg's markers: `make test-fast` leaves it out
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -94,6 +94,7 @@ def test_the_frame_cap_ends_an_episode_as_truncated():
         assert 0 <= e["noops"] <= 5
 
 
+@pytest.mark.slow
 def test_seeds_reproduce_and_every_episode_is_recorded(tmp_path):
     protocol = Protocol(episodes=4, num_envs=2, max_episode_frames=2000, seed=7)
     a = evaluate_game(UniformStepper(6), "ALE/Pong-v5", protocol)

@@ -85,6 +85,7 @@ def test_saved_model_cli_runs_the_serving_signature(exported, tmp_path):
     assert np.load(out / "attention.npy").shape == (2, model.num_heads) + model.feature_shape
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_and_export_from_checkpoint_cli(tmp_path):
     model = build_agent_net(agent_config("small"), "lstm", A)
     ckpt = tmp_path / "ckpt"
@@ -104,11 +105,10 @@ def test_checkpoint_round_trip_and_export_from_checkpoint_cli(tmp_path):
     assert np.allclose(got["logits"], ref["logits"], atol=1e-5)
 
 
-def test_cli_describe_json_reports_paper_sizes():
-    proc = subprocess.run([os.path.join(BIN, "s3ta"), "describe", "--preset", "paper", "--agent", "attention",
-                           "--num-actions", "18", "--json"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    desc = json.loads(proc.stdout)
+def test_cli_describe_json_reports_paper_sizes(capsys):
+    from pipelines.cli import main
+    assert main(["describe", "--preset", "paper", "--agent", "attention", "--num-actions", "18", "--json"]) == 0
+    desc = json.loads(capsys.readouterr().out)
     assert desc["attention"] == {"num_heads": 4, "map_shape": [27, 20], "key_channels": 8, "value_channels": 120,
                                  "basis_channels": 64, "query_size": 72, "answer_size": 184}
     assert desc["outputs"]["attention"] == ["B", 4, 27, 20]
@@ -125,10 +125,14 @@ def test_cli_describe_json_reports_paper_sizes():
     (["export", "--out", "/tmp/never", "--checkpoint", "/nonexistent/dir"], "no such directory"),
     (["export", "--out", "/tmp/never"], "--num-actions is required"),
 ])
-def test_cli_bad_flags_get_clear_errors(argv, message):
-    proc = subprocess.run([os.path.join(BIN, "s3ta")] + argv, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+def test_cli_bad_flags_get_clear_errors(argv, message, capsys):
+    """In-process through the CLI's own entry point (exit 2, one clear line, no traceback)."""
+    from pipelines.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert message in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("signature", ["serving_default", "serving_reset"])
@@ -168,6 +172,7 @@ def _saved_model_proto(path):
     return proto
 
 
+@pytest.mark.slow
 def test_first_is_optional_where_the_signature_default_is_read(exported, tmp_path):
     """first has a SignatureDef default (an empty bool [0] = no reset), so clients that read the
     SignatureDef may leave it out: TF's saved_model_cli, a TF1 Session on the signature's

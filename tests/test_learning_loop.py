@@ -32,6 +32,7 @@ def make_agent(variant="attention", batch=2, unroll=4, model_set=(), **train):
 
 
 # ------------------------------------------------------------------ compiled update
+@pytest.mark.slow
 def test_compiled_update_is_one_trace_and_computes_the_eager_loss():
     agent, network = make_agent()
     train = agent.compiled_train(batch_size=2)
@@ -163,6 +164,7 @@ def test_max_pool_frames_is_the_pixel_max_of_the_last_two_emulator_frames():
     assert _find_wrapper(plain.gym_env, MaxPoolActionRepeat) is None
 
 
+@pytest.mark.slow
 def test_learning_rate_anneals_linearly_and_reaches_the_optimiser():
     agent, network = make_agent(anneal_learning_rate=True, learning_rate=1e-3)
     train = agent.compiled_train(batch_size=2)

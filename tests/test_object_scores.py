@@ -192,6 +192,7 @@ def test_runtime_imports_do_not_pull_ocatari():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 def test_analyze_prints_and_records_the_object_table(tmp_path, capsys):
     """`s3ta analyze` on the committed Pong agent: a line per head in the terminal, the scores in
     summary.json, the plots and the table in the report."""

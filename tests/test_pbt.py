@@ -149,6 +149,7 @@ def test_a_member_trains_with_its_perturbed_learning_rate_not_an_annealed_one(tm
     assert train["anneal_learning_rate"] is False and train["learning_rate"] == HYPER["learning_rate"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_after_an_exploit_the_loser_holds_the_winners_weights_and_optimiser_slots(tmp_path, replay, no_export,
                                                                                   optimizer):
@@ -291,6 +292,7 @@ def test_a_multi_level_member_has_an_actor_per_level_and_train_warns_below_that(
             assert "use --actors 3" in lines[0]
 
 
+@pytest.mark.slow
 def test_two_members_get_distinct_replay_ports_even_when_the_kernel_offers_one_twice(tmp_path, monkeypatch):
     """Two members' launchers started together can be offered the same free port (it is free
     until someone binds it, and two Reverb servers do not refuse to share one): the second one
@@ -375,6 +377,7 @@ def test_s3ta_pbt_exits_0_only_when_every_member_finished():
     assert exit_status({"members": {"a": finished, "b": failed}}) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_a_population_evolves_records_its_lineage_and_goes_on_past_a_member_that_crashes(tmp_path):
     """A population of three: one member's 's3ta train' is stopped from outside at its start

@@ -3,6 +3,9 @@ what it promises."""
 import json
 import os
 import sys
+import pytest
+
+pytestmark = pytest.mark.slow   # see setup.cfg's markers: `make test-fast` leaves it out
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "research"))
 

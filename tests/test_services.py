@@ -188,6 +188,7 @@ def _cli(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_actor_process_writes_trajectories_the_learner_can_replay(server, tmp_path):
     """A real `s3ta actor` on MiniGrid: its trajectories overlap by one step, start from the
     stored recurrent state, and the learner's unroll of them (with the variables the actor
@@ -240,6 +241,7 @@ def _write_trajectory(client, spec: RunSpec, network, reward_value: float):
     writer.close()
 
 
+@pytest.mark.slow
 def test_learner_skips_a_non_finite_update_and_never_checkpoints_it(server, tmp_path, capsys):
     address = f"localhost:{server.port}"
     spec = tiny_spec("train.summary_interval=1")
@@ -365,6 +367,7 @@ def test_fine_tune_from_starts_a_new_run_from_another_runs_weights(server, tmp_p
     assert record["fine_tuned_from"] == str(tmp_path / "a") and record["env_id"] == "MiniGrid-Empty-6x6-v0"
 
 
+@pytest.mark.slow
 def test_multi_level_batch_holds_trajectories_of_every_level(server, tmp_path, capsys):
     """Two actor processes of a two-level run: actor i plays level i mod 2; one learner batch
     holds both levels' trajectories, and the learner counts returns per level."""

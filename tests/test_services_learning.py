@@ -18,6 +18,9 @@ import numpy as np
 from agents.impala.config import DEMO
 from pipelines.analysis.stepper import load_stepper
 from pipelines.evaluation.protocol import Protocol, evaluate_game
+import pytest
+
+pytestmark = pytest.mark.slow   # see setup.cfg's markers: `make test-fast` leaves it out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = DEMO["env_id"]

@@ -140,6 +140,7 @@ def test_transitions_cut_episode_ends_and_bootstrap_truncation(network):
     np.testing.assert_array_equal(t.bootstrap_value.numpy(), values.numpy()[:, 5])
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_on_a_fixed_batch(network):
     """With discount 0 and on-policy data the V-trace targets are the rewards themselves
     (v_s = r_s), so the baseline loss is a fixed regression that the updates must lower.

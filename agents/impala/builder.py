@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 from agents.impala.config import TRAIN_PRESETS, TrainConfig, train_config
 from s3ta_tf.config import AGENT_PRESETS, AgentConfig, agent_config, to_dict
 from s3ta_tf.config.overrides import split_sections
-from s3ta_tf.run_record import read_record, record_path, write_record
+from s3ta_tf.run_record import has_agent, kind_name, read_record, record_path, write_record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,26 +117,69 @@ class RunSpec:
 
     def check_record(self, root_dir: str, num_actions: int, fine_tune_from: Optional[str] = None) -> dict:
         """The record this run would write to ``root_dir``; ValueError (naming every differing
-        field) if ``root_dir`` already records another run."""
+        field) if ``root_dir`` already records another run, or if ``fine_tune_from`` records a
+        model whose weights do not fit this one."""
         mine = json.loads(json.dumps(self.to_json(num_actions)))  # tuples -> lists, as stored
         if fine_tune_from:
+            check_fine_tune_source(fine_tune_from, mine)
             mine["fine_tuned_from"] = os.path.abspath(fine_tune_from)
         path = record_path(root_dir)
         if path is not None:
             theirs = read_record(root_dir)
+            if theirs.get("kind") != "rl":
+                raise ValueError(f"{root_dir} holds {kind_name(theirs)} ({os.path.basename(path)}), not an "
+                                 f"RL training run; use a new --root-dir")
             differences = record_differences(theirs, mine)
             if differences:
+                start_from = (f"start a new run from its weights: --root-dir NEW --fine-tune-from {root_dir}"
+                              if not weight_differences(theirs, mine) else
+                              "use a new --root-dir (its weights do not fit this model, so --fine-tune-from "
+                              "cannot start from them)")
                 raise ValueError(
                     f"{root_dir} holds another run ({os.path.basename(path)}): "
                     + summarize_differences(theirs, mine, differences)
-                    + ". Resume it with the same flags, use a new --root-dir, or start a new run from "
-                      f"its weights: --root-dir NEW --fine-tune-from {root_dir}")
+                    + f". Resume it with the same flags, or {start_from}")
             if theirs.get("fine_tuned_from"):
                 mine["fine_tuned_from"] = theirs["fine_tuned_from"]
         return {k: v for k, v in mine.items() if v is not None}
 
 
 MAX_LISTED_DIFFERENCES = 5
+# Model fields that shape no weight: a checkpoint fits a model that differs only in these.
+NOT_IN_WEIGHTS = {"precision", "initial_query_scale", "query_basis_gain", "reward_clip"}
+
+
+def weight_differences(theirs: dict, mine: dict) -> list:
+    """The differences between two records' networks that stop one's weights from loading into
+    the other (``["agent: recorded A, this run B", ...]``): the variant, the action count and
+    the model fields that shape weights."""
+    out = [f"{label}: recorded {theirs[key]!r}, this run {mine[key]!r}"
+           for key, label in (("variant", "agent"), ("num_actions", "num_actions"))
+           if key in theirs and theirs[key] != mine[key]]
+    a, b = theirs.get("agent_config") or {}, mine.get("agent_config") or {}
+    return out + [f"model.{field}: recorded {a[field]!r}, this run {b[field]!r}"
+                  for field in sorted(set(a) & set(b) - NOT_IN_WEIGHTS) if a[field] != b[field]]
+
+
+def check_fine_tune_source(source: str, mine: dict) -> None:
+    """``--fine-tune-from source`` (a run root or a checkpoint directory) must record a network
+    whose weights fit this run's (checked against its run record before any service starts);
+    ValueError naming what differs. A source without a record is left to the restore."""
+    directory = os.path.join(source, "checkpoints")
+    directory = directory if os.path.isdir(directory) else source
+    if record_path(directory, search_parent=True) is None:
+        return
+    theirs = read_record(directory, search_parent=True)
+    if not has_agent(theirs):
+        raise ValueError(f"--fine-tune-from {source} holds {kind_name(theirs)}, not an agent network; "
+                         f"expected an RL run's root or checkpoints directory")
+    differences = weight_differences(theirs, mine)
+    if differences:
+        shown = "; ".join(differences[:MAX_LISTED_DIFFERENCES])
+        more = f"; and {len(differences) - MAX_LISTED_DIFFERENCES} more" if len(differences) > MAX_LISTED_DIFFERENCES else ""
+        raise ValueError(f"--fine-tune-from {source}: its weights do not fit this run's model ({shown}{more}); "
+                         f"fine-tuning keeps the agent, the action count and the layer sizes (the game and the "
+                         f"learning settings may change)")
 
 
 def summarize_differences(theirs: dict, mine: dict, differences: list) -> str:

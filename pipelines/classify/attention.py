@@ -7,6 +7,7 @@ top class and its probability under the accumulated logits.
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import numpy as np
@@ -57,7 +58,11 @@ def draw_attention(images: np.ndarray, attention: np.ndarray, step_probs: np.nda
 def attention_picture(root_dir: str, data_dir: str, out_path: str,
                       manual_dir: Optional[str] = None, split: Optional[str] = None,
                       num_examples: int = 4) -> dict:
-    """Draws the attention of the run's latest checkpoint on ``num_examples`` held-out inputs."""
+    """Draws the attention of the run's latest checkpoint on ``num_examples`` held-out inputs.
+    An ``out_path`` without an extension gets ``.png`` (as matplotlib would add), so the result
+    names the file written."""
+    if not os.path.splitext(out_path)[1]:
+        out_path += ".png"
     info, model, ckpt = load_classifier(root_dir)
     cfg = info.config
     data = load_dataset(info.dataset, data_dir, manual_dir, num_frames=cfg.data.num_frames,

@@ -89,13 +89,14 @@ class ClassifierServing(tf.Module):
 
 def export_classifier(root_dir: str, export_dir: str, top_k: int = 5,
                       checkpoint: Optional[str] = None) -> dict:
-    """Writes the SavedModel into ``export_dir`` atomically (temp dir, then rename)."""
-    info, model, ckpt_path = load_classifier(root_dir, checkpoint)
-    module = ClassifierServing(model, info, top_k)
+    """Writes the SavedModel into ``export_dir`` atomically (temp dir, then rename); a
+    non-empty ``export_dir`` is refused before the model is loaded."""
     export_dir = os.path.abspath(export_dir)
-    if os.path.exists(export_dir) and os.listdir(export_dir):
+    if os.path.isdir(export_dir) and os.listdir(export_dir):
         raise ValueError(f"export directory {export_dir} exists and is not empty; "
                          f"choose a new one")
+    info, model, ckpt_path = load_classifier(root_dir, checkpoint)
+    module = ClassifierServing(model, info, top_k)
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)

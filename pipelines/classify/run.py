@@ -16,7 +16,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from s3ta_tf.run_record import RUN_FILE, read_record, record_path, write_record
+from s3ta_tf.run_record import RUN_FILE, kind_name, read_record, record_path, write_record
 from pipelines.classify.config import (ClassifyConfig, classify_config_from_dict,
                                      classify_config_to_dict)
 from s3ta_tf.models.classifier import build_classifier
@@ -50,9 +50,22 @@ def save_run_info(root_dir: str, info: RunInfo) -> None:
     write_record(root_dir, info.to_json())
 
 
-def load_run_info(root_dir: str) -> RunInfo:
-    record = read_record(root_dir) if record_path(root_dir) is not None else {}
+def classification_record(root_dir: str) -> dict:
+    """The run record of ``root_dir``, {} if it has none; ValueError naming what it holds when
+    it records another kind of run (checked before a classification run reads or writes)."""
+    path = record_path(root_dir)
+    if path is None:
+        return {}
+    record = read_record(root_dir)
     if "class_names" not in record:   # (records written before "kind" have no kind)
+        raise ValueError(f"{root_dir} holds {kind_name(record)} ({os.path.basename(path)}), not a "
+                         f"classification run; use a new --root-dir")
+    return record
+
+
+def load_run_info(root_dir: str) -> RunInfo:
+    record = classification_record(root_dir)
+    if not record:
         raise FileNotFoundError(f"{root_dir} is not a classification run directory: no "
                                 f"classification {RUN_FILE} (create one with 's3ta classify train "
                                 f"--root-dir {root_dir}')")

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pipelines.classify.data import LoadedDataset, load_dataset, make_pipeline
-from pipelines.classify.run import (RunInfo, build_model, checkpoint_dir, load_run_info,
+from pipelines.classify.run import (RunInfo, build_model, checkpoint_dir, classification_record, load_run_info,
                                     save_run_info)
 from pipelines.classify.config import ClassifyConfig, ClassifyTrainConfig
 from s3ta_tf.checkpoints import variables_finite
@@ -111,6 +111,7 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
           manual_dir: Optional[str] = None, variant: str = "s3ta",
           steps: Optional[int] = None, seed: int = 0, progress: bool = True) -> dict:
     """Trains (or resumes) until ``steps`` (default ``train.total_steps``); returns metrics."""
+    classification_record(root_dir)   # a root of another kind of run is refused before the data is read
     tf.random.set_seed(seed)
     tcfg = cfg.train
     total = int(steps or tcfg.total_steps)

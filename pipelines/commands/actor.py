@@ -40,7 +40,9 @@ def default_actor_id() -> int:
 def run(args) -> int:
     from pipelines.rl.actor import run_actor
     from pipelines.rl.lifecycle import StopFlag
+    from pipelines.rl.replay import check_address
 
+    check_address(args.replay_address)   # before anything starts: a bad one is waited for for ever
     if args.num_envs is not None and args.num_envs < 1:
         raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
     configure_threads(args.tf_threads)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines.analysis.config import ANALYSIS_PRESETS, POLICIES, AnalysisConfig, analysis_config
-from pipelines.commands.flags import add_env, add_model_dir, add_seed, add_set
+from pipelines.commands.flags import add_env, add_model_dir, add_seed, add_set, check_output_dir
 from s3ta_tf.config.overrides import split_sections
 
 
@@ -57,16 +57,28 @@ def config_from_args(args):
     return analysis_config(args.preset, overrides)
 
 
-def run(args) -> int:
+def read_sprite(path: str):
+    """The ``--sprite`` image; a file that is not one is named in one line."""
     from pipelines.analysis.novel_state import load_sprite
+    try:
+        return load_sprite(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError) as e:   # PIL's UnidentifiedImageError, a truncated or broken image
+        raise ValueError(f"--sprite {path}: not a readable image ({str(e).splitlines()[0][:120]}); "
+                         f"expected a PNG file") from None
+
+
+def run(args) -> int:
     from pipelines.analysis.pipeline import analyze
     from pipelines.analysis.rollout import make_analysis_environment
     from pipelines.analysis.stepper import load_stepper
 
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    check_output_dir("--out", args.out)
     cfg = config_from_args(args)
-    sprite = load_sprite(cfg.probe_sprite) if cfg.probe_sprite else None
+    sprite = read_sprite(cfg.probe_sprite) if cfg.probe_sprite else None
     stepper = load_stepper(args.model)
     baseline = load_stepper(args.baseline_model) if args.baseline_model else None
 

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from pipelines.commands.flags import RUN_PRESETS, add_agent, add_precision, add_preset
+from pipelines.commands.flags import RUN_PRESETS, add_agent, add_precision, add_preset, check_output_dir
 
 # target -> (module, function(out_path, args) -> dict, help)
 TARGETS = {
@@ -47,6 +47,7 @@ def register(sub):
 
 def run(args) -> int:
     module, fn, _ = TARGETS[args.target]
+    check_output_dir("--out-dir", args.out_dir)
     os.makedirs(args.out_dir, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_path = os.path.join(args.out_dir, f"{args.target}-{stamp}.json")

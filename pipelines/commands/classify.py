@@ -10,7 +10,7 @@ import json
 
 from pipelines.classify.config import CLASSIFY_PRESETS
 from pipelines.commands.flags import (CLASSIFY_SECTIONS, add_no_progress, add_precision, add_root_dir, add_seed,
-                                      add_set, add_split)
+                                      add_set, add_split, check_at_least, check_output_dir, check_output_file)
 from s3ta_tf.config.classifier import CLASSIFIER_VARIANTS
 
 DATASET_HELP = ("dataset: 'imagenet2012' (TFDS builder, official archives in --manual-dir), "
@@ -118,6 +118,7 @@ def _train(args) -> int:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     if args.seq_len is not None and args.seq_len < 1:
         raise ValueError(f"--seq-len must be >= 1, got {args.seq_len}")
+    check_output_dir("--root-dir", args.root_dir)
     result = train(cfg, args.dataset, args.data_dir, args.root_dir, args.manual_dir,
                    variant=args.variant, steps=args.steps, seed=args.seed,
                    progress=not args.no_progress)
@@ -146,12 +147,15 @@ def _eval(args) -> int:
 
 def _export(args) -> int:
     from pipelines.classify.export import export_classifier
+    check_at_least(("--top-k", args.top_k, 1))
+    check_output_dir("--export-dir", args.export_dir)
     print(json.dumps(export_classifier(args.root_dir, args.export_dir, args.top_k), indent=2))
     return 0
 
 
 def _attention(args) -> int:
     from pipelines.classify.attention import attention_picture
+    check_output_file("--out", args.out, "PNG")
     print(json.dumps(attention_picture(args.root_dir, args.data_dir, args.out, args.manual_dir,
                                        args.split, args.num_examples), indent=2))
     return 0

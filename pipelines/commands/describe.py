@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.commands.flags import add_model_args, model_config_from_args
+from pipelines.commands.flags import add_model_args, build_model_from_args
 
 
 def register(sub):
@@ -18,10 +18,9 @@ def register(sub):
 
 
 def run(args) -> int:
-    from s3ta_tf import build_agent_net
     from s3ta_tf.describe import describe, format_description
     if args.num_actions < 1:
         raise ValueError(f"--num-actions must be a positive integer, got {args.num_actions}")
-    desc = describe(build_agent_net(model_config_from_args(args), args.agent, args.num_actions))
+    desc = describe(build_model_from_args(args, args.num_actions))
     print(json.dumps(desc, indent=2) if args.json else format_description(desc))
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from pipelines.commands.flags import add_env, add_model_dir, add_num_envs, add_seed
+from pipelines.commands.flags import (add_env, add_model_dir, add_num_envs, add_seed, check_at_least,
+                                      check_output_dir)
 
 
 def register(subparsers) -> None:
@@ -46,9 +47,11 @@ def resolve_model(path: str) -> tuple:
     """``(model_dir, run record or None)``: a run root resolves to its checkpoints (or its
     latest export), and its run record tells the environment settings it was trained with."""
     from s3ta_tf.run_record import read_record, record_path
+    expected = "expected a SavedModel directory, a checkpoint directory or a training run's root directory"
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"--model {path} is a file; {expected}")
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"--model {path!r} does not exist; expected a SavedModel, a checkpoint "
-                                f"directory or a training run's root directory")
+        raise FileNotFoundError(f"--model {path!r} does not exist; {expected}")
     record = None
     for candidate in (path, os.path.dirname(os.path.normpath(path)),
                       os.path.dirname(os.path.dirname(os.path.normpath(path)))):
@@ -72,10 +75,12 @@ def run(args) -> int:
                                                progress_printer, write_results)
     from pipelines.evaluation.scores import expand_env_list
 
-    for flag, value in (("--episodes", args.episodes), ("--num-envs", args.num_envs),
-                        ("--max-episode-frames", args.max_episode_frames)):
-        if not value >= 1:   # before the model is looked for, so the flag is named first
-            raise ValueError(f"{flag} must be >= 1, got {value}")
+    # Before the model is looked for, so the flag is named first, and before any episode is played.
+    check_at_least(("--episodes", args.episodes, 1), ("--num-envs", args.num_envs, 1),
+                   ("--max-episode-frames", args.max_episode_frames, 1), ("--seed", args.seed, 0),
+                   ("--noop-max", args.noop_max, 0))
+    if args.out:
+        check_output_dir("--out", args.out)
     model_dir, run_config = resolve_model(args.model)
     train_cfg = (run_config or {}).get("train_config", {})
     env_spec = args.env or (run_config or {}).get("env_id")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from pipelines.commands.flags import add_model_args, model_config_from_args
+from pipelines.commands.flags import add_model_args, build_model_from_args, check_output_dir
 
 
 def register(sub):
@@ -27,17 +27,21 @@ def register(sub):
 
 
 def run(args) -> int:
-    from s3ta_tf import build_agent_net
     from s3ta_tf.checkpoints import has_model_record, load_agent_net, restore_model
-    from s3ta_tf.export import export_saved_model
+    from s3ta_tf.export import check_export_target, export_saved_model
+    from s3ta_tf.run_record import read_record, record_path
+    check_export_target(args.out)      # before the model is built: what --out holds, and its path
+    check_output_dir("--out", args.out)
     if args.checkpoint and not os.path.isdir(args.checkpoint):
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such directory")
+    if args.checkpoint and record_path(args.checkpoint, search_parent=True) is not None:
+        read_record(args.checkpoint, search_parent=True)   # an unreadable run.json is named, not taken for none
     if args.checkpoint and has_model_record(args.checkpoint):
         model = load_agent_net(args.checkpoint)
     else:
         if args.num_actions is None:
             raise ValueError("--num-actions is required unless --checkpoint belongs to a run (run.json)")
-        model = build_agent_net(model_config_from_args(args), args.agent, args.num_actions)
+        model = build_model_from_args(args, args.num_actions)
         if args.checkpoint:
             restore_model(model, args.checkpoint)
     path = export_saved_model(model, args.out)

@@ -27,6 +27,7 @@ compose (or any launcher) can drive them without flags::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from agents.impala.config import TRAIN_PRESETS, TrainConfig
@@ -96,6 +97,46 @@ def model_config_from_args(args):
     """The AgentConfig of :func:`add_model_args` flags."""
     items = list(args.overrides) + precision_overrides(getattr(args, "precision", None))
     return agent_config(args.preset, split_sections({"model": agent_config(args.preset)}, items)["model"])
+
+
+def build_model_from_args(args, num_actions: int):
+    """The network of :func:`add_model_args` flags, once its size is known to fit in memory."""
+    from s3ta_tf import build_agent_net
+    cfg = model_config_from_args(args)
+    check_fits_in_memory(cfg, args.agent, num_actions)
+    return build_agent_net(cfg, args.agent, num_actions)
+
+
+def check_fits_in_memory(cfg, variant: str, num_actions: int) -> None:
+    """Refuses a model whose one step at batch 1 needs more memory than the machine has free
+    (a lower bound from the config alone, :func:`s3ta_tf.flops.step_memory_bytes`), instead of
+    TensorFlow's out-of-memory traceback."""
+    from s3ta_tf.flops import step_memory_bytes
+    need, free = step_memory_bytes(cfg, variant, num_actions), available_memory_bytes()
+    if free is not None and need > free:
+        raise ValueError(f"model.observation_shape {','.join(map(str, cfg.observation_shape))}: one step at "
+                         f"batch 1 needs at least {need / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB "
+                         f"of memory available; expected a smaller shape (the presets use 64,64,3 and 210,160,3)")
+
+
+def available_memory_bytes():
+    """Memory this process may still use: the kernel's MemAvailable, lowered to the cgroup's
+    limit when there is one; None where neither can be read."""
+    free = None
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
+            limit = f.read().strip()
+            if limit != "max":
+                left = int(limit) - int(g.read())
+                free = left if free is None else min(free, left)
+    except (OSError, ValueError):
+        pass
+    return free
 
 
 # ---------------------------------------------------------------- the training services
@@ -231,6 +272,53 @@ def add_seed(p: argparse.ArgumentParser, default, help: str) -> None:
 
 def add_no_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# ---------------------------------------------------------------- values and output paths
+def check_finite_numbers(args) -> None:
+    """A number flag given NaN or inf means nothing (``--stop-at-return nan`` is never reached):
+    ValueError naming the flag. Run on every command's flags before it starts."""
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+
+
+def check_at_least(*flags) -> None:
+    """``(flag, value, low)`` triples: ValueError for the first value below its ``low`` (None:
+    not given)."""
+    for flag, value, low in flags:
+        if value is not None and not value >= low:
+            raise ValueError(f"{flag} must be >= {low}, got {value}")
+
+
+def check_output_dir(flag: str, path: str) -> None:
+    """An output directory must be one, or be creatable: ValueError naming ``flag`` when
+    ``path`` is an existing file, lies under a file or cannot be written. Checked before any
+    work, so that nothing is computed for results that could not be kept; nothing is created."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is an existing file; expected a directory (new or existing)")
+    _check_writable_ancestor(flag, path)
+
+
+def check_output_file(flag: str, path: str, example: str) -> None:
+    """An output file's path must not be a directory, and its directory must be (or become)
+    one; ``example`` is a name to suggest (ValueError naming ``flag``)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a directory; expected a {example} file path such as "
+                         f"{os.path.join(path, 'picture.' + example.lower())}")
+    _check_writable_ancestor(flag, path, os.path.dirname(os.path.abspath(path)))
+
+
+def _check_writable_ancestor(flag: str, path: str, directory: str | None = None) -> None:
+    """The nearest existing ancestor of ``directory`` (default ``path``) must be a directory
+    this process can write into."""
+    ancestor = os.path.abspath(directory or path)
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ValueError(f"{flag} {path} lies under a file ({ancestor}); expected a path of directories")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path} cannot be written ({ancestor}: permission denied)")
 
 
 # ---------------------------------------------------------------- the classifiers

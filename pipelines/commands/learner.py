@@ -12,10 +12,10 @@ def register(sub):
         description="Reads batches of trajectories from the replay queue, trains the V-trace agent "
                     "(RMSProp, global-norm clipping, reward clipping; non-finite updates are skipped and "
                     "logged), pushes variables to replay, writes TensorBoard summaries to "
-                    "ROOT/summaries/learner, checkpoints to ROOT/checkpoints (resumed automatically: "
-                    "train step and optimiser state) and exports SavedModels to ROOT/export "
-                    "periodically and at the end. Stops at max_frames (see --max-frames) or on "
-                    "SIGINT/SIGTERM, checkpointing first.")
+                    "ROOT/summaries/learner, checkpoints to ROOT/checkpoints (resumed automatically from "
+                    "the newest that reads: train step and optimiser state) and exports SavedModels to "
+                    "ROOT/export periodically and at the end. Waits for the replay server, logging each "
+                    "retry. Stops at max_frames (see --max-frames) or on SIGINT/SIGTERM, checkpointing first.")
     add_run_args(p)
     add_replay_address(p)
     add_root_dir(p, required=True)
@@ -29,7 +29,9 @@ def register(sub):
 def run(args) -> int:
     from pipelines.rl.learner import run_learner
     from pipelines.rl.lifecycle import StopFlag
+    from pipelines.rl.replay import check_address
 
+    check_address(args.replay_address)   # before anything starts: a bad one is waited for for ever
     for flag, value in (("--max-steps", args.max_steps), ("--max-frames", args.max_frames)):
         if value is not None and not value >= 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")

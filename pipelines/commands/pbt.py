@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipelines.commands.flags import (RUN_SECTIONS, add_max_frames, add_root_dir, add_run_args,
-                                      run_spec_from_args, run_overrides)
+from pipelines.commands.flags import (RUN_SECTIONS, add_max_frames, add_root_dir, add_run_args, check_at_least,
+                                      check_output_dir, run_spec_from_args, run_overrides)
 from pipelines.pbt.config import PBT_PRESETS, PBTConfig
 from s3ta_tf.config.overrides import join_sections, split_sections
 
@@ -41,12 +41,13 @@ def run(args) -> int:
     from pipelines.pbt.config import pbt_config
     from pipelines.pbt.run import run_pbt
 
+    check_at_least(("--population", args.population, 1), ("--max-frames", args.max_frames, 1))
+    check_output_dir("--root-dir", args.root_dir)
     grouped = split_sections({**RUN_SECTIONS, "pbt": PBTConfig}, args.overrides)
-    overrides = grouped.pop("pbt") + ([f"population={args.population}"] if args.population else [])
+    population = [f"population={args.population}"] if args.population is not None else []
+    overrides = grouped.pop("pbt") + population
     args.overrides = join_sections(grouped)
     pbt = pbt_config(args.pbt_preset, overrides)
-    if args.max_frames < 1:
-        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
     spec = run_spec_from_args(args)
     summary = run_pbt(spec, pbt, args.root_dir, args.max_frames, run_overrides(args), address=args.address)
     print(json.dumps({m: {k: v for k, v in d.items() if k != "segments"} for m, d in summary["members"].items()},

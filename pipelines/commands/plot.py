@@ -21,16 +21,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import os
-    from pipelines.evaluation.curves import plot_runs, write_curve_csv
+    from pipelines.commands.flags import check_output_file
+    from pipelines.evaluation.curves import csv_path, load_curves, plot_curves, save_curve_csv
 
-    paths = plot_runs(args.runs, args.out, args.title)
+    check_output_file("--out", args.out, "PNG")
+    curves = load_curves(args.runs)
+    paths = plot_curves(curves, args.out, args.title)
     if args.csv:
-        base, _ = os.path.splitext(args.out)
-        for run_dir in args.runs:
-            path = f"{base}-{os.path.basename(os.path.normpath(run_dir))}.csv"
-            write_curve_csv(run_dir, path)
-            paths.append(path)
+        for curve in curves:
+            paths.append(csv_path(args.out, curve))
+            save_curve_csv(curve, paths[-1])
     for p in paths:
         print(f"wrote {p}")
     return 0

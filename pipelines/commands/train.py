@@ -92,8 +92,27 @@ def run(args) -> int:
                         actor_args=actor_args, stop=StopFlag().install())
     start = time.time()
     code = launcher.run()
-    report_reached(launcher, root_dir, time.time() - start, demo)
+    if launcher.stop.signal_name:
+        report_stopped(launcher, root_dir, time.time() - start)
+    else:
+        report_reached(launcher, root_dir, time.time() - start, demo)
     return code
+
+
+def report_stopped(launcher, root_dir: str, seconds: float) -> None:
+    """The last line of a run stopped by Ctrl-C or SIGTERM: how far it got and what it kept
+    (the mean return so far, never "reached", which would read as a target met)."""
+    from pipelines.rl.launcher import _duration
+    from pipelines.rl.lifecycle import log
+    from s3ta_tf.atomic_io import read_json_or_none
+
+    progress = read_json_or_none(os.path.join(root_dir, "learner.json")) or {}
+    step, frames = progress.get("train_step", 0), progress.get("frames", 0)
+    when = (f"after {frames:,} frames (train step {step}) in {_duration(seconds)}" if step
+            else "before the first update")
+    mean, n = launcher.returns.mean, len(launcher.returns.returns)
+    so_far = f", mean return {mean:.3f} over the last {n} training episodes" if mean is not None else ""
+    log(f"train: stopped by {launcher.stop.signal_name} {when}{so_far}; {launcher.kept()}")
 
 
 def report_reached(launcher, root_dir: str, seconds: float, demo: bool) -> None:
@@ -157,4 +176,15 @@ def preflight(spec, root_dir: str, args) -> int:
         checkpoint_to_fine_tune(args.fine_tune_from)
     check_root_dir(root_dir)
     spec.check_record(root_dir, num_actions, args.fine_tune_from)
+    check_checkpoints(root_dir)
     return num_actions
+
+
+def check_checkpoints(root_dir: str) -> None:
+    """A run to resume needs a checkpoint that reads: one line names any newer one skipped and
+    why (the learner resumes from the newest that reads); ValueError naming every checkpoint and
+    its fault if none reads. Before any service starts, instead of a learner that keeps failing."""
+    from pipelines.rl.lifecycle import log
+    from s3ta_tf.checkpoints import newest_readable_checkpoint
+
+    newest_readable_checkpoint(os.path.join(root_dir, "checkpoints"), say=lambda line: log(f"train: {line}"))

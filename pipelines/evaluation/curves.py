@@ -16,10 +16,34 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from pipelines.evaluation import scores
+from s3ta_tf.config.overrides import warn
 from s3ta_tf.run_record import read_record, record_path
 
 
 CAPPED_MEAN_TAG = "episode_return_human_normalized_capped_mean"   # multi-level Atari headline
+
+
+def read_events(path: str) -> list:
+    """The events of one TensorBoard file, up to a cut: a hard kill can leave the last record
+    half written, so the records before it are kept and a warning says how many bytes were
+    skipped. A file whose first record cannot be read is not an events file (ValueError)."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.util import event_pb2
+
+    events, read = [], 0
+    try:
+        for record in tf.compat.v1.io.tf_record_iterator(path):
+            events.append(event_pb2.Event.FromString(record))
+            read += len(record) + 16   # length (8 bytes) and two CRCs (4 bytes each) per record
+    except (tf.errors.DataLossError, DecodeError) as e:   # DecodeError: a record that is no Event
+        reason = str(e).strip().splitlines()[0][:120]
+        if not events:
+            raise ValueError(f"{path}: not a TensorBoard events file ({reason}); expected the "
+                             f"learner's summaries under ROOT/summaries/learner") from None
+        warn(f"{path}: cut at byte {read} (as a hard kill leaves it): read the {len(events)} records "
+             f"before the cut, skipped the last {os.path.getsize(path) - read} bytes")
+    return events
 
 
 def _summary_records(event_dir: str) -> List[Dict[str, float]]:
@@ -34,13 +58,12 @@ def _summary_records(event_dir: str) -> List[Dict[str, float]]:
     files = []
     for name in os.listdir(event_dir):
         if name.startswith("events.out.tfevents."):
-            path = os.path.join(event_dir, name)
-            first = next((e.wall_time for e in tf.compat.v1.train.summary_iterator(path)), 0.0)
-            files.append((first, name, path))
+            events = read_events(os.path.join(event_dir, name))
+            files.append((events[0].wall_time if events else 0.0, name, events))
     records, current = [], None
-    for _, _, path in sorted(files):
+    for _, _, events in sorted(files, key=lambda f: f[:2]):
         current = None   # a new process: a new write
-        for event in tf.compat.v1.train.summary_iterator(path):
+        for event in events:
             for value in event.summary.value:
                 if current is None or current["step"] != event.step or value.tag in current:
                     current = {"step": int(event.step)}
@@ -50,11 +73,27 @@ def _summary_records(event_dir: str) -> List[Dict[str, float]]:
     return records
 
 
-def load_curve(run_dir: str) -> dict:
-    """``{"label", "env", "variant", "steps" [n], "frames" [n], "return" [n], "hns" [n] or None}``,
+def run_labels(run_dirs: List[str]) -> List[str]:
+    """A name per run: its folder, with as many parent folders as it takes to tell apart runs
+    whose folders share a name (``a/run``, ``b/run``); the legends and CSV files use it."""
+    parts = [os.path.abspath(d).strip(os.sep).split(os.sep) for d in run_dirs]
+    depth = [1] * len(parts)
+    while True:
+        labels = ["/".join(p[-k:]) for p, k in zip(parts, depth)]
+        clashes = {i for i, label in enumerate(labels) if labels.count(label) > 1 and depth[i] < len(parts[i])}
+        if not clashes:
+            return labels
+        for i in clashes:
+            depth[i] += 1
+
+
+def load_curve(run_dir: str, label: Optional[str] = None) -> dict:
+    """``{"label", "name", "run_dir", "env", "variant", "steps" [n], "frames" [n], "return" [n],
+    "hns" [n] or None}``,
     points in the order they were written (plot against frames: a PBT member's step counter
     can jump back after an exploit). ``hns``: the human-normalised return of an ALE game, or
-    the capped mean over the games of a multi-level run (its logged headline)."""
+    the capped mean over the games of a multi-level run (its logged headline). ``label``: the
+    run's ``name`` (default: its folder); the legend adds its variant."""
     event_dir = os.path.join(run_dir, "summaries", "learner")
     if not os.path.isdir(event_dir):
         raise FileNotFoundError(f"{run_dir}: no summaries/learner directory; expected the --root-dir of a "
@@ -71,20 +110,33 @@ def load_curve(run_dir: str) -> dict:
         hns = np.array([p.get(CAPPED_MEAN_TAG, np.nan) for p in points])
     else:
         hns = None
-    return {"label": f"{os.path.basename(os.path.normpath(run_dir))} ({config.get('variant', '?')})",
+    name = label or os.path.basename(os.path.normpath(run_dir))
+    return {"label": f"{name} ({config.get('variant', '?')})", "name": name, "run_dir": run_dir,
             "env": env, "variant": config.get("variant"), "steps": [p["step"] for p in points],
             "frames": np.array([p["frames"] for p in points]), "return": r, "hns": hns}
 
 
-def plot_runs(run_dirs: List[str], out: str, title: Optional[str] = None,
-              anchors: Optional[List[dict]] = None) -> List[str]:
+def load_curves(run_dirs: List[str]) -> List[dict]:
+    """The curves of runs to draw, named apart (:func:`run_labels`); a run without a point yet
+    is left out with a warning, and ValueError says so when no run has one."""
+    curves = [load_curve(d, label) for d, label in zip(run_dirs, run_labels(run_dirs))]
+    empty = [c["run_dir"] for c in curves if not len(c["frames"])]
+    if len(empty) == len(curves):
+        raise ValueError(f"nothing to plot: {', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no "
+                         f"learning-curve point yet (no training episode has finished)")
+    for d in empty:
+        warn(f"{d}: no learning-curve point yet (no training episode has finished); left out of the plot")
+    return [c for c in curves if len(c["frames"])]
+
+
+def plot_curves(curves: List[dict], out: str, title: Optional[str] = None,
+                anchors: Optional[List[dict]] = None) -> List[str]:
     """Writes ``out`` (.png) and the same figure as .svg; returns both paths. ``anchors``:
     optional published reference points ``{"label", "frames", "return"}`` drawn as markers."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = [load_curve(d) for d in run_dirs]
     with_hns = any(c["hns"] is not None for c in curves)
     fig, axes = plt.subplots(1, 2 if with_hns else 1, figsize=(12 if with_hns else 6.5, 4.2), squeeze=False)
     ax_r = axes[0, 0]
@@ -120,10 +172,20 @@ def plot_runs(run_dirs: List[str], out: str, title: Optional[str] = None,
     return paths
 
 
+def csv_path(out: str, curve: dict) -> str:
+    """``FILE-<run>.csv`` beside ``out``: one file per run, also for runs whose folders share a
+    name (the run's name then holds its parent folders, ``FILE-a-run.csv``)."""
+    return f"{os.path.splitext(out)[0]}-{curve['name'].replace('/', '-')}.csv"
+
+
 def write_curve_csv(run_dir: str, path: str) -> None:
-    """The curve's data as CSV: train_step, frames, return[, hns]."""
+    """The run's curve as CSV (:func:`save_curve_csv`)."""
+    save_curve_csv(load_curve(run_dir), path)
+
+
+def save_curve_csv(c: dict, path: str) -> None:
+    """A curve's data as CSV: train_step, frames, return[, hns]."""
     from s3ta_tf.atomic_io import write_text_atomic
-    c = load_curve(run_dir)
     header = "train_step,frames,episode_return" + (",human_normalized" if c["hns"] is not None else "")
     rows = [header]
     for i, step in enumerate(c["steps"]):

@@ -213,11 +213,13 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def progress_printer(env_id: str, stream=sys.stdout):
+def progress_printer(env_id: str, stream=None):
+    """A progress callback printing one line per episode to ``stream`` (default: the
+    ``sys.stdout`` of the moment it prints, not of import time)."""
     def show(record: dict, done: int, total: int, seconds: float) -> None:
         eta = seconds / done * (total - done)
         bar = "#" * int(20 * done / total)
         print(f"{env_id} [{bar:<20}] {done}/{total} episodes | return {record['return']:.1f} "
               f"({record['frames']:,} frames{', truncated' if record['truncated'] else ''}) | "
-              f"ETA {eta:.0f}s", file=stream, flush=True)
+              f"ETA {eta:.0f}s", file=stream or sys.stdout, flush=True)
     return show

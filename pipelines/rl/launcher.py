@@ -10,7 +10,9 @@ TensorFlow process), logging to ``ROOT/logs/<name>.log``. The launcher
   learner that resumes from its checkpoint, a replay server the others reconnect to);
 * shows a progress line (frames, frames/s, mean episode return, ETA) from ``ROOT/learner.json``
   and the actors' episode logs;
-* on Ctrl-C / SIGTERM stops the actors, lets the learner checkpoint, then stops replay;
+* on Ctrl-C / SIGTERM stops the actors, lets the learner checkpoint, then stops replay, and
+  exits with 128 + the signal's number (130 for Ctrl-C); :meth:`Launcher.kept` says what the
+  run kept (a service stopped while it was still starting has saved nothing);
 * finishes when the learner exits after ``max_frames``.
 
 ``ROOT/launcher.json`` lists the services' pids and restart counts (tests use it).
@@ -298,7 +300,8 @@ class Launcher:
         try:
             self._start_replay()
             for s in [self.learner] + self.actors:
-                s.start()
+                if not self.stop.is_set():   # (stopped while replay started: nothing else to start)
+                    s.start()
             self._write_state()
             while not self.stop.wait(POLL_SECS):
                 if self._supervise():
@@ -309,6 +312,8 @@ class Launcher:
         finally:
             self._shutdown()
         self._show_progress(final=True)
+        if self.stop.signal_name:   # Ctrl-C / SIGTERM: the caller's last line says what was kept
+            return 128 + signal.Signals[self.stop.signal_name].value
         code = self.learner.poll() or 0
         if code == 0:
             log("train: done. " + self._what_exists())
@@ -343,6 +348,27 @@ class Launcher:
         if os.path.exists(os.path.join(export, "saved_model.pb")):
             parts.append(f"look inside: s3ta analyze --model {export} --env ENV_ID --steps 300 --out DIR")
         return "; ".join(parts) if parts else "nothing was saved (the learner stopped before it started)"
+
+    def kept(self) -> str:
+        """What a stopped run kept: its newest checkpoint (with its train step; the same command
+        resumes from it) and SavedModel, or that nothing was saved."""
+        from s3ta_tf.checkpoints import newest_readable_checkpoint
+
+        try:   # (a damaged newer one was named when the run started)
+            checkpoint = newest_readable_checkpoint(os.path.join(self.root_dir, "checkpoints"), say=lambda _: None)
+        except ValueError:
+            checkpoint = None
+        export = os.path.join(self.root_dir, "export", "latest")
+        parts = []
+        if checkpoint:
+            step = int(checkpoint.rsplit("-", 1)[1])
+            parts.append(f"checkpoint {checkpoint} (train step {step}"
+                         + ("; the initial weights, no update yet" if step == 0 else "") + ")")
+        if os.path.exists(os.path.join(export, "saved_model.pb")):
+            parts.append(f"SavedModel {export}")
+        if not parts:
+            return "nothing was saved (no checkpoint, no export)"
+        return "kept: " + ", ".join(parts) + "; the same command resumes the run"
 
     def _supervise(self) -> bool:
         """Restarts exited services; returns True when the run is finished."""

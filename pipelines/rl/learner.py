@@ -16,8 +16,11 @@ Root directory layout (``ROOT``)::
 Checkpoints are atomic: TensorFlow writes the data and index under temporary names and
 renames them, and the ``checkpoint`` state file that names the latest checkpoint is replaced
 (write + rename) only after that, so a crash mid-save leaves the previous checkpoint as the
-latest. A checkpoint is never written while any variable is non-finite (non-finite updates
-are skipped in the first place, see agents.impala.learning).
+latest. Where that fails (a file system without atomic renames, a full disk, files deleted by
+hand) the learner resumes from the newest checkpoint that reads, in one line naming the one
+skipped and why (:func:`s3ta_tf.checkpoints.newest_readable_checkpoint`). A checkpoint is never
+written while any variable is non-finite (non-finite updates are skipped in the first place,
+see agents.impala.learning).
 
 Frames are counted as consumed emulator frames: the sum of the actors' per-step ``frames`` over
 the batch's transitions (the same count as the actors', see :func:`consumed_frames`). With
@@ -27,7 +30,10 @@ The update is one traced graph with static shapes (``VTraceAgent.compiled_train`
 per run; ``jit_compile`` is off by default: XLA was slower on CPU, see docs/PERFORMANCE.md).
 Trajectories are read with :class:`agents.impala.replay.BatchReader` (one at a time, none
 lost while waiting) in a background thread (:class:`~agents.impala.replay.PrefetchingReader`)
-that keeps the next batches ready while an update runs. If the replay server goes away the
+that keeps the next batches ready while an update runs. The learner starts once the replay
+server answers, logging each failed attempt as the actors do; every call it makes to replay from
+the main thread is bounded in time, so that SIGINT/SIGTERM (handled between Python calls) are
+seen within seconds even when the server is unreachable. If the replay server goes away the
 reader backs off and reconnects; on SIGINT/SIGTERM the learner finishes the current update,
 checkpoints and exits.
 
@@ -52,7 +58,7 @@ from agents.impala.learning import VTraceAgent
 from agents.impala.replay import experience_spec
 from pipelines.errors import DivergenceError
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
-from s3ta_tf.checkpoints import variables_finite
+from s3ta_tf.checkpoints import checkpoint_paths, newest_readable_checkpoint, variables_finite
 from agents.impala.builder import RunSpec
 from s3ta_tf.atomic_io import write_json_atomic
 from pipelines.evaluation.scores import aggregate, game_name, human_normalized
@@ -64,6 +70,7 @@ EXPORTS_TO_KEEP = 3
 RETURN_WINDOW = 100  # episodes in the running mean return
 PROGRESS_INTERVAL_SECS = 1.0  # learner.json refresh (the launcher's progress line reads it)
 DATA_TIMEOUT_MS = 2000  # wait this long for trajectories before checking for a stop request
+REPLAY_TIMEOUT_SECS = 2  # a call to replay from the main thread waits at most this long
 PREFETCH_DEPTH = 2  # batches read ahead while an update runs
 MAX_CONSECUTIVE_NONFINITE = 20  # skipped updates in a row before the learner gives up
 
@@ -94,10 +101,11 @@ class Learner:
             nonfinite_updates=self.agent.nonfinite_updates)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir,
                                                   max_to_keep=spec.train.checkpoints_to_keep)
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            log(f"learner: resumed from {self.manager.latest_checkpoint} at train step "
-                f"{self.train_step}, {int(self.frames.numpy())} frames")
+        resume = newest_readable_checkpoint(self.checkpoint_dir, say=lambda line: log(f"learner: {line}"))
+        if resume:
+            self.checkpoint.restore(resume).assert_existing_objects_matched()
+            log(f"learner: resumed from {resume} at train step {self.train_step}, "
+                f"{int(self.frames.numpy())} frames")
         elif fine_tune_from:
             log(f"learner: starting from the weights of {fine_tune_weights(self.network.model, fine_tune_from)}")
         self.summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "summaries", "learner"))
@@ -108,8 +116,9 @@ class Learner:
         self.level_returns = [collections.deque(maxlen=RETURN_WINDOW) for _ in spec.levels]
         self.games = [game_name(env_id) for env_id in spec.levels]
         self.game = self.games[0] if len(self.games) == 1 else None
-        self._saved_step = self.train_step if self.manager.latest_checkpoint else -1
+        self._saved_step = self.train_step if resume else -1
         self._exported_step = -1
+        self.fps = 0.0
 
     # ------------------------------------------------------------------ state
     @property
@@ -132,10 +141,11 @@ class Learner:
         return path
 
     def export(self) -> Optional[str]:
+        """A SavedModel of the current weights (none before the first update: nothing learnt)."""
         from s3ta_tf.export import export_saved_model
 
         step = self.train_step
-        if step == self._exported_step or not self.variables_finite():
+        if step in (0, self._exported_step) or not self.variables_finite():
             return None
         export_root = os.path.join(self.root_dir, "export")
         path = export_saved_model(self.network.model, os.path.join(export_root, f"step_{step:09d}"))
@@ -154,9 +164,25 @@ class Learner:
 
     def push(self) -> None:
         try:
+            self.client.server_info(timeout=REPLAY_TIMEOUT_SECS)   # bounded: insert waits for a server
             push_variables(self.client, self.train_step, [v.numpy() for v in self.network.variables])
         except Exception as e:  # noqa: BLE001 (replay down: actors keep their variables)
             log(f"learner: could not push variables ({type(e).__name__}); will retry")
+
+    def wait_for_replay(self) -> bool:
+        """Waits until the replay server answers, logging each failed attempt with back-off (as
+        the actors do); False if a stop was requested first."""
+        while not self.stop.is_set():
+            try:
+                self.client.server_info(timeout=REPLAY_TIMEOUT_SECS)
+            except Exception as e:  # noqa: BLE001 (any gRPC/Reverb failure: retry)
+                self.backoff.wait(self.stop, f"learner: connecting to replay at {self.address}", e)
+                continue
+            if self.backoff.failures:
+                log(f"learner: connected to replay at {self.address}")
+            self.backoff.reset()
+            return True
+        return False
 
     def write_progress(self, fps: float) -> None:
         write_json_atomic(os.path.join(self.root_dir, PROGRESS_FILE), {
@@ -230,12 +256,30 @@ class Learner:
         log(f"learner: {self.spec.variant} agent on {t.env_id} ({self.num_actions} actions), batch "
             f"{t.batch_size} x unroll {t.unroll_length}, {self.spec.agent.precision}, replay at "
             f"{self.address}, root {self.root_dir}")
-        self.push()
+        try:
+            if self.wait_for_replay():
+                self.push()
+                self.update_loop(max_steps)
+        finally:
+            self.save_checkpoint()
+            self.write_progress(self.fps)
+        done = int(self.frames.numpy()) >= t.max_frames
+        self.export()  # at the end and at a clean stop (Ctrl-C): the newest weights, ready to use
+        if done:
+            self.push()
+        log(f"learner: stopped at train step {self.train_step}, {int(self.frames.numpy())} frames "
+            f"({'max frames reached' if done else self.stop.signal_name or 'stopped'})")
+        return 0
+
+    def update_loop(self, max_steps: Optional[int]) -> None:
+        """Updates on batches from replay until max_frames, ``max_steps`` updates (this session)
+        or a stop request."""
+        t = self.spec.train
         train = self.agent.compiled_train(t.batch_size, jit_compile=t.jit_compile)
         reader = self._reader()
         start_time, start_frames = None, int(self.frames.numpy())
         last_checkpoint, last_progress, steps = time.time(), 0.0, 0
-        fps, skipped_in_a_row = 0.0, 0
+        skipped_in_a_row = 0
         try:
             while (int(self.frames.numpy()) < t.max_frames and not self.stop.is_set()
                    and (max_steps is None or steps < max_steps)):
@@ -270,13 +314,13 @@ class Learner:
                             f"environment's rewards and observations")
                 else:
                     skipped_in_a_row = 0
-                fps = (int(self.frames.numpy()) - start_frames) / max(time.time() - start_time, 1e-9)
+                self.fps = (int(self.frames.numpy()) - start_frames) / max(time.time() - start_time, 1e-9)
                 if self.train_step % t.variable_push_interval == 0:
                     self.push()
                 if steps % t.summary_interval == 0:
-                    self.write_summaries(info, fps)
+                    self.write_summaries(info, self.fps)
                 if time.time() - last_progress >= PROGRESS_INTERVAL_SECS:
-                    self.write_progress(fps)
+                    self.write_progress(self.fps)
                     last_progress = time.time()
                 if time.time() - last_checkpoint >= t.checkpoint_interval_secs:
                     self.save_checkpoint()
@@ -285,15 +329,6 @@ class Learner:
                     self.export()
         finally:
             reader.close()
-            self.save_checkpoint()
-            self.write_progress(fps)
-        done = int(self.frames.numpy()) >= t.max_frames
-        self.export()  # at the end and at a clean stop (Ctrl-C): the newest weights, ready to use
-        if done:
-            self.push()
-        log(f"learner: stopped at train step {self.train_step}, {int(self.frames.numpy())} frames "
-            f"({'max frames reached' if done else self.stop.signal_name or 'stopped'})")
-        return 0
 
 
 def consumed_frames(batch, unroll_length: int, first_use=None) -> int:
@@ -328,7 +363,7 @@ def checkpoint_to_fine_tune(source: str) -> str:
     ValueError if it holds no checkpoint."""
     directory = os.path.join(source, "checkpoints")
     directory = directory if os.path.isdir(directory) else source
-    if not os.path.isdir(directory) or tf.train.latest_checkpoint(directory) is None:
+    if not os.path.isdir(directory) or not checkpoint_paths(directory):
         raise ValueError(f"--fine-tune-from {source}: no checkpoint there; expected a run's root "
                          f"directory or its checkpoints directory")
     return directory
@@ -336,7 +371,7 @@ def checkpoint_to_fine_tune(source: str) -> str:
 
 def fine_tune_weights(model, source: str) -> str:
     """Restores ``model``'s weights (not the optimiser's state, step or frame count) from the
-    latest checkpoint of ``source``: a run root or a checkpoint directory. Returns its path."""
+    newest checkpoint that reads of ``source``: a run root or a checkpoint directory. Returns its path."""
     from s3ta_tf.checkpoints import restore_model
 
     return restore_model(model, checkpoint_to_fine_tune(source))

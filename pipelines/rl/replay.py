@@ -20,6 +20,19 @@ def check_port_free(port: int, flag: str = "--port") -> None:
             raise ValueError(f"{flag} {port}: the port is already in use; choose another one") from None
 
 
+def check_address(address: str, flag: str = "--replay-address") -> str:
+    """``address`` if it has the form host:port (a host name, an IPv4 address or an [IPv6]
+    address; a port in 1..65535), else ValueError naming ``flag`` and the expected form. Checked
+    before a service starts: Reverb would otherwise wait for such an address for ever."""
+    host, _, port = address.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if (not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535 or not bare
+            or any(c.isspace() or c in "/[]" for c in bare) or (":" in bare and bare == host)):
+        raise ValueError(f"{flag} {address!r}: expected host:port with a port in 1..65535 "
+                         f"(e.g. localhost:8000, replay:8000 or [::1]:8000)")
+    return address
+
+
 def start_server(port: int, queue_size: int, reuse: int = 1, min_size: int = 1):
     """Starts (and returns) a ``reverb.Server`` on ``port`` (0: any free port)."""
     import reverb

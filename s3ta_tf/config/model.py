@@ -100,7 +100,8 @@ class AgentConfig(AttentionSizes):
                                "convlstm_kernel", "num_heads", "basis_frequencies", "query_hidden",
                                "answer_hidden", "lstm_units", "head_hidden", "resnet_channels",
                                "resnet_blocks", "resnet_dense"),
-                     positive_float=("reward_clip", "query_basis_gain"), non_negative_float=("initial_query_scale",))
+                     positive_float=("reward_clip", "query_basis_gain"), non_negative_float=("initial_query_scale",),
+                     finite=("reward_clip", "query_basis_gain", "initial_query_scale"))
         if not (len(self.conv_channels) == len(self.conv_kernels) == len(self.conv_strides)):
             raise ValueError("model.conv_channels, conv_kernels and conv_strides must have equal lengths")
         if not 0 < self.key_channels < self.convlstm_channels:

@@ -13,6 +13,7 @@ Values are parsed against the field's declared type: ``int``, ``float``, ``bool`
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import typing
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -79,15 +80,17 @@ def apply_overrides(cfg, items: Iterable[str] | Mapping[str, Any] | None):
 
 
 def check_ranges(cfg, section: str, positive=(), non_negative=(), positive_float=(),
-                 non_negative_float=()) -> None:
+                 non_negative_float=(), finite=()) -> None:
     """Raises ValueError naming ``section.field``, its value and the allowed range for the first
-    field out of range: ``positive`` ints (every element for tuples) >= 1, ``non_negative``
-    ints >= 0, ``positive_float`` > 0, ``non_negative_float`` >= 0."""
+    field out of range: ``finite`` floats not NaN or inf (checked first), ``positive`` ints
+    (every element for tuples) >= 1, ``non_negative`` ints >= 0, ``positive_float`` > 0 (NaN
+    fails; inf passes unless the field is also ``finite``), ``non_negative_float`` >= 0."""
     def values(name):
         v = getattr(cfg, name)
         return [] if v is None else list(v) if isinstance(v, (tuple, list)) else [v]
 
-    for names, ok, allowed in ((positive, lambda x: x >= 1, "integers >= 1"),
+    for names, ok, allowed in ((finite, math.isfinite, "finite"),
+                               (positive, lambda x: x >= 1, "integers >= 1"),
                                (non_negative, lambda x: x >= 0, "integers >= 0"),
                                (positive_float, lambda x: x > 0, "> 0"),
                                (non_negative_float, lambda x: x >= 0, ">= 0")):
@@ -134,7 +137,8 @@ def split_sections(sections: Mapping[str, Any], items: Iterable[str] | None,
     ``sections`` maps each section name to its config dataclass (class or instance). A bare
     ``field=value`` is resolved to the one section that has ``field`` (and ``warn`` is told the
     full spelling); an unknown section, or a bare field that no section or several sections
-    have, raises ValueError naming the override and the sections."""
+    have, raises ValueError naming the override and the sections. A field set more than once
+    keeps its last value (:func:`last_of_each`: ``warn`` names it and its values)."""
     grouped = {name: [] for name in sections}
     fields = {name: {f.name for f in dataclasses.fields(cfg)} for name, cfg in sections.items()}
     names = tuple(sections)
@@ -160,7 +164,21 @@ def split_sections(sections: Mapping[str, Any], items: Iterable[str] | None,
             warn(f"override {item!r}: write it as {owners[0]}.{key}={value} "
                  f"(bare field names are an old spelling)")
         grouped[owners[0]].append(f"{key}={value}")
-    return grouped
+    return {name: last_of_each(name, group, warn) for name, group in grouped.items()}
+
+
+def last_of_each(section: str, items: list, warn: Optional[Callable[[str], None]] = warn) -> list:
+    """``field=value`` items of one section with one value per field: the last given, where it
+    was given; ``warn`` is told each field set to different values, with its values."""
+    fields = [item.split("=", 1)[0].strip() for item in items]
+    last = {field: i for i, field in enumerate(fields)}
+    for field in last:
+        values = [item.split("=", 1)[1].strip() for item, f in zip(items, fields) if f == field]
+        if len(set(values)) > 1 and warn is not None:
+            times = "twice" if len(values) == 2 else f"{len(values)} times"
+            warn(f"{section}.{field} is set {times} ({', '.join(values[:-1])}, then {values[-1]}): "
+                 f"{values[-1]} is used")
+    return [item for i, item in enumerate(items) if last[fields[i]] == i]
 
 
 def join_sections(grouped: Mapping[str, Iterable[str]]) -> list:
