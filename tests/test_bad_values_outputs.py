@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from cli_fixtures import fails
 import tensorflow as tf
 
 from agents.impala.builder import RunSpec
@@ -18,17 +19,6 @@ from s3ta_tf.export import export_saved_model
 ENV = "MiniGrid-Empty-5x5-v0"   # 7 actions
 SHAPE = "model.observation_shape=24,24,3"
 SMALL = ["--preset", "small", "--env", ENV, "--set", SHAPE]
-
-
-def fails(capsys, *argv, code=2):
-    """Runs ``s3ta argv`` in-process; returns stderr after checking the exit code, that no
-    traceback was printed and that the message is one line."""
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    err = capsys.readouterr().err
-    assert exc.value.code == code, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_fixtures import fails
 import tensorflow as tf
 
 import pipelines.evaluation.protocol  # noqa: F401 (its progress printer binds sys.stdout at import:
@@ -28,17 +29,6 @@ AGENT = "feedforward"   # the cheapest to trace and export: these faults are the
 RUN_ARGS = ["--env", ENV, "--preset", "small", "--agent", AGENT,
             *sum((["--set", s] for s in MODEL_SET + TRAIN_SET), [])]
 MARK = 0.5   # checkpoint ckpt-N holds MARK + N in every entry of the network's first variable
-
-
-def fails(capsys, *argv, code=2):
-    """Runs ``s3ta argv`` in-process; returns stderr after checking the exit code, that no
-    traceback was printed and that the message is one line."""
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    err = capsys.readouterr().err
-    assert exc.value.code == code, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err
 
 
 def start(*argv, out):
