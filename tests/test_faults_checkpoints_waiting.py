@@ -16,8 +16,6 @@ import pytest
 from cli_fixtures import fails
 import tensorflow as tf
 
-import pipelines.evaluation.protocol  # noqa: F401 (its progress printer binds sys.stdout at import:
-                                      # imported here, not under a capsys that is closed after its test)
 from agents.impala.builder import RunSpec
 from pipelines.cli import main
 from s3ta_tf.atomic_io import read_json_or_none
@@ -216,20 +214,26 @@ def last_line(path) -> str:
     return text(path).strip().splitlines()[-1]
 
 
-@pytest.mark.slow
-def test_ctrl_c_before_the_first_update_says_what_was_kept(tmp_path):
-    root = str(tmp_path / "run")
-    out = str(tmp_path / "train.out")
-    proc = start("train", *RUN_ARGS, "--root-dir", root, "--actors", "1", "--max-frames", str(10 ** 9), out=out)
+def interrupt_when(proc, ready, what: str, out: str, timeout: float) -> None:
+    """Waits for ``ready()`` (or the process's end), Ctrl-Cs ``proc`` and checks it exits 130;
+    kills it if anything fails on the way."""
     try:
-        wait_until(lambda: services(root).get("learner", {}).get("pid") or proc.poll() is not None, 180,
-                   "the learner to start")
+        wait_until(lambda: ready() or proc.poll() is not None, timeout, what)
+        assert proc.poll() is None, text(out)[-3000:]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(120) == 130, text(out)[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_first_update_says_what_was_kept(tmp_path):
+    root = str(tmp_path / "run")
+    out = str(tmp_path / "train.out")
+    proc = start("train", *RUN_ARGS, "--root-dir", root, "--actors", "1", "--max-frames", str(10 ** 9), out=out)
+    interrupt_when(proc, lambda: services(root).get("learner", {}).get("pid"), "the learner to start", out, 180)
     line = last_line(out)
     assert "train: stopped by SIGINT before the first update" in line, text(out)[-3000:]
     latest = tf.train.latest_checkpoint(os.path.join(root, "checkpoints"))
@@ -249,15 +253,7 @@ def test_train_resumes_past_a_damaged_checkpoint_and_ctrl_c_says_what_was_kept(r
     def step():
         return (read_json_or_none(os.path.join(root, "learner.json")) or {}).get("train_step", 0)
 
-    try:
-        wait_until(lambda: step() >= 4 or proc.poll() is not None, 240, "two updates after the resume")
-        assert proc.poll() is None, text(out)[-3000:]
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(120) == 130, text(out)[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    interrupt_when(proc, lambda: step() >= 4, "two updates after the resume", out, 240)
     launcher_out, learner_log = text(out), text(os.path.join(root, "logs", "learner.log"))
     assert "train: checkpoint ckpt-3 skipped (ckpt-3.index is damaged" in launcher_out, launcher_out[-3000:]
     assert re.search(r"resumed from \S+ckpt-2 at train step 2\b", learner_log), learner_log[-3000:]

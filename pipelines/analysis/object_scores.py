@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
