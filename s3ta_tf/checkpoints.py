@@ -69,7 +69,7 @@ def checkpoint_paths(directory: str) -> List[str]:
     if state is None or not state.model_checkpoint_path:
         return []
     paths = [state.model_checkpoint_path] + list(reversed(state.all_model_checkpoint_paths))
-    return list(dict.fromkeys(os.path.join(directory, p) for p in paths))   # (joining keeps an absolute p)
+    return list(dict.fromkeys(paths))   # (TensorFlow has already joined relative names to ``directory``)
 
 
 def is_weight(key: str) -> bool:

@@ -133,6 +133,18 @@ def test_export_and_evaluate_skip_a_damaged_latest_checkpoint(run_template, tmp_
     assert DAMAGE[kind][1] in err and "ckpt-2" in err and "Traceback" not in err, err
 
 
+def test_a_run_root_given_as_a_relative_path_finds_its_checkpoints(run_template, tmp_path, monkeypatch):
+    """``--root-dir runs/x`` (relative, as users type it): the checkpoint state file's names are
+    found where they are, not joined to the directory twice."""
+    from s3ta_tf.checkpoints import checkpoint_paths, newest_readable_checkpoint
+
+    shutil.copytree(run_template, str(tmp_path / "runs" / "x"))
+    monkeypatch.chdir(tmp_path)
+    relative = os.path.join("runs", "x", "checkpoints")
+    assert checkpoint_paths(relative) == [os.path.join(relative, f"ckpt-{n}") for n in (3, 2, 1)]
+    assert newest_readable_checkpoint(relative) == os.path.join(relative, "ckpt-3")
+
+
 def test_learner_resumes_from_the_newest_checkpoint_that_reads(run_template, tmp_path, capsys):
     from pipelines.rl.learner import Learner
     from pipelines.rl.lifecycle import StopFlag
