@@ -264,7 +264,7 @@ def test_panel_stacks_frame_and_heads_with_caption():
 
 
 def test_episode_segments_split_a_run_at_every_episode_start():
-    from pipelines.analysis.pipeline import episode_segments
+    from pipelines.analysis.rollout import episode_segments
     firsts = np.array([1, 0, 0, 1, 0, 1, 0, 0, 0], bool)
     assert episode_segments(firsts) == [(0, 3), (3, 5), (5, 9)]
     assert episode_segments(np.zeros(4, bool)) == [(0, 4)]          # the run's first step starts one

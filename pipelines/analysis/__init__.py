@@ -9,9 +9,11 @@ step on numpy arrays, :mod:`.stepper`):
 * :mod:`.saliency` — Greydanus perturbation saliency, batched from one recurrent state;
 * :mod:`.novel_state` — splice a sprite into the pixels and watch attention and actions;
 * :mod:`.faithfulness` — how well attention predicts saliency, per head;
+* :mod:`.object_scores` — per head, attention on each game object (from the emulator's RAM);
 * :mod:`.video`, :mod:`.report` — MP4/GIF writers and the self-contained HTML page;
 * :mod:`.rollout` — closed-loop (environment) and open-loop (recorded frames) runs;
-* :mod:`.pipeline` — all of it, as ``s3ta analyze`` runs it.
+* :mod:`.pipeline` — all of it, as ``s3ta analyze`` runs it: one analysis after the other, each
+  writing its files and handing back its summary entries and report section.
 """
 from pipelines.analysis.faithfulness import faithfulness_scores, rank_correlation, top_k_mass
 from pipelines.analysis.novel_state import probe_on_frames, region_mass, splice

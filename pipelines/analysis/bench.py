@@ -27,7 +27,7 @@ def _model(preset: str, variant: str, num_actions: int):
 def run_analysis_benchmark(out_path: str = None, args=None) -> dict:
     """Runs the benchmark; returns the result dict (``s3ta bench`` writes it to ``out_path``)."""
     from pipelines.analysis.config import analysis_config
-    from pipelines.analysis.pipeline import overlay_panels
+    from pipelines.analysis.overlay import overlay_panels
     from pipelines.analysis.rollout import make_analysis_environment, run_agent
     from pipelines.analysis.saliency import recurrent_evaluator, saliency_maps
     from pipelines.analysis.video import write_gif, write_mp4

@@ -7,14 +7,20 @@ out). Per head we report
 * ``spearman``: rank correlation between attention and saliency over the cells;
 * ``top_k_mass``: share of the total saliency in the k most attended cells
   (k = ``top_k_fraction``·h·w), next to ``chance`` = k / cells, what a random choice gets.
+
+:func:`by_kind` scores both saliency maps of a frame; :func:`section` and :func:`summary_rows`
+describe the scores in the report.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 
 from pipelines.analysis.geometry import cell_of_pixel
+from pipelines.analysis.report import Section
+
+KINDS = ("policy", "value")
 
 
 def saliency_on_cells(saliency: np.ndarray, ys: np.ndarray, xs: np.ndarray, frame_hw, feature_hw) -> np.ndarray:
@@ -74,3 +80,38 @@ def faithfulness_scores(attention: np.ndarray, saliency: np.ndarray, ys, xs, fra
     return {"spearman": [rank_correlation(a[valid], s) for a in attention],
             "top_k_mass": [top_k_mass(a[valid], s, k) for a in attention],
             "chance": k / float(s.size), "k": k}
+
+
+def by_kind(attention: np.ndarray, saliency, frame_hw, top_k_fraction: float) -> Dict[str, dict]:
+    """:func:`faithfulness_scores` of ``attention [N, h, w]`` against the policy and the value map
+    of one :class:`pipelines.analysis.saliency.Saliency`: ``{"policy": scores, "value": scores}``."""
+    return {kind: faithfulness_scores(attention, getattr(saliency, kind), saliency.ys, saliency.xs, frame_hw,
+                                      top_k_fraction) for kind in KINDS}
+
+
+def section(by_frame: Dict[int, Dict[str, dict]], top_k_fraction: float) -> Section:
+    """The report's table of ``{frame: by_kind(...)}``: one row per frame, kind and head (empty
+    without frames)."""
+    rows = [[t, n, kind, s["spearman"][n], s["top_k_mass"][n], s["chance"]]
+            for t, scores in by_frame.items() for kind, s in scores.items() for n in range(len(s["spearman"]))]
+    if not rows:
+        return Section()
+    return (Section().heading("Faithfulness: does attention predict saliency?")
+            .text(f"Per head: Spearman rank correlation between attention and saliency over the cells, "
+                  f"and the share of saliency inside the top {top_k_fraction:.0%} attended cells "
+                  "(chance = what a random choice of as many cells gets).")
+            .table(["frame", "head", "saliency of", "Spearman ρ", "top-k saliency share", "chance"], rows))
+
+
+def summary_rows(summary: dict) -> List[list]:
+    """The report's summary-table rows: per saliency frame and kind, the heads' scores."""
+    rows = []
+    for ts, entry in summary.get("saliency", {}).items():
+        for kind in KINDS:
+            faith = entry.get(f"faithfulness_{kind}")
+            if faith:
+                rows.append([f"frame {ts}: Spearman ρ(attention, {kind} saliency) per head",
+                             ", ".join(f"{v:.3f}" for v in faith["spearman"])])
+                rows.append([f"frame {ts}: {kind} saliency share in top-{faith['k']} cells per head "
+                             f"(chance {faith['chance']:.3f})", ", ".join(f"{v:.3f}" for v in faith["top_k_mass"])])
+    return rows

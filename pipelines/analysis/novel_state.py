@@ -4,15 +4,22 @@ A sprite is spliced into the observations — pixels only, the emulator never se
 step ``t0`` for ``duration`` steps at a chosen place. Against a control run without the
 sprite (same seed, same start, so the two runs agree before ``t0``) we record, per head, the
 attention mass on the sprite's region and the actions taken before, during and after.
+
+On a run: :func:`plan_probe` settles the sprite, time and place (checked before any long work),
+:func:`probe_in_environment` runs the probe, :func:`write_probe` writes and describes it.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Tuple
+import os
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from pipelines.analysis.geometry import box_cell_fraction
+from pipelines.analysis.overlay import overlay_panels
+from pipelines.analysis.report import Section, Written
+from pipelines.analysis.video import write_mp4
 
 Box = Tuple[int, int, int, int]   # (y0, x0, y1, x1), end exclusive
 
@@ -207,3 +214,68 @@ def plot_probe(result: ProbeResult, path: str, action_name=str) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------- the probe of one analysis run
+VIDEO_MARGIN = 10      # steps the probe's video shows before and after the sprite
+
+
+@dataclasses.dataclass
+class ProbePlan:
+    sprite: np.ndarray             # uint8 RGBA [h, w, 4]
+    t0: int                        # first step showing the sprite
+    position: Tuple[int, int]      # (y, x) of its top-left corner
+
+
+def plan_probe(sprite: Optional[np.ndarray], cfg, steps: int, frame_hw) -> ProbePlan:
+    """The probe of a run of ``steps`` steps: ``sprite`` (default: :func:`default_sprite`), the
+    first step ``cfg.probe_time`` (default: mid-run) and ``cfg.probe_position`` (default: centred).
+    ValueError if the time lies outside the run or the sprite outside the frame."""
+    sprite = default_sprite() if sprite is None else as_rgba(sprite)
+    t0 = cfg.probe_time if cfg.probe_time >= 0 else steps // 2
+    position = resolve_position(sprite, cfg.probe_position, frame_hw)
+    if not 0 <= t0 < steps:
+        raise ValueError(f"probe_time={t0} must be within the {steps} analysed steps")
+    sprite_box(sprite, position, frame_hw)
+    return ProbePlan(sprite, t0, position)
+
+
+def _window_rows(s: dict) -> Tuple[List[list], List[list]]:
+    """The report's tables of a probe summary: per head, then per window."""
+    def mean_or_nan(window, key, n):
+        return s[window][key][n] if s[window]["steps"] else float("nan")
+    heads = [[n, mean_or_nan("before", "mass_probe", n), s["during"]["mass_probe"][n], s["during"]["mass_control"][n],
+              mean_or_nan("after", "mass_probe", n), "yes" if s["detected_by_head"][n] else "no"]
+             for n in range(len(s["during"]["mass_probe"]))]
+    windows = [[w, s[w]["steps"], s[w]["action_agreement"] if s[w]["steps"] else float("nan")]
+               for w in ("before", "during", "after")]
+    return heads, windows
+
+
+def write_probe(result: ProbeResult, probe_run, action_name, out_dir: str, cfg) -> Written:
+    """The probe's plot, a video of the probe run around the sprite, its summary and report section."""
+    png = plot_probe(result, os.path.join(out_dir, "novel_state.png"), action_name)
+    window = range(max(0, result.t0 - VIDEO_MARGIN), min(len(probe_run), result.t0 + result.duration + VIDEO_MARGIN))
+    mp4 = write_mp4(os.path.join(out_dir, "novel_state.mp4"),
+                    overlay_panels(probe_run, cfg.overlay_alpha, cfg.video_scale, window), cfg.video_fps)
+    summary = result.summary()
+    heads, windows = _window_rows(summary)
+    section = Section().heading("Novel-state probe")
+    section.text(f"A sprite is spliced into the pixels at steps {result.t0}–{result.t0 + result.duration - 1}, "
+                 f"box (y0, x0, y1, x1) = {result.box}; the control run is the same seed without it.")
+    section.media(png).media(mp4, "probe run around the sprite")
+    section.table(["head", "mass before", "mass during", "control during", "mass after", "detected"], heads)
+    section.table(["window", "steps", "actions agree with control"], windows)
+    return Written(summary={"novel_state": summary}, files={"novel_state": png, "novel_state_video": mp4},
+                   section=section)
+
+
+def summary_rows(summary: dict) -> List[list]:
+    """The report's summary-table rows of the probe, if it ran: detection per head, actions."""
+    if "novel_state" not in summary:
+        return []
+    probe = summary["novel_state"]
+    return [["novel state: sprite detected per head",
+             ", ".join("yes" if d else "no" for d in probe.get("detected_by_head", []))],
+            ["novel state: actions agree with control during / after",
+             f"{probe['during']['action_agreement']}, {probe['after']['action_agreement']}"]]

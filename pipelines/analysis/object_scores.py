@@ -25,16 +25,19 @@ spatial softmaxes) and to saliency maps pooled onto the grid.
 
 :func:`object_scores` and :func:`entropy_by_height` are functions on arrays; :class:`RamObjects`
 reads the boxes from a running game; :func:`track_objects` turns recorded boxes into
-:class:`ObjectTrack` arrays.
+:class:`ObjectTrack` arrays. On a rollout: :func:`analyse_rollout` scores it,
+:func:`write_object_scores` writes and describes the scores.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from pipelines.analysis.report import Section, Written
 
 Box = Tuple[float, float, float, float]          # (x, y, w, h) in screen pixels, as OCAtari gives
 INSTALL_HINT = "pip install 's3ta-tf[objects]' (OCAtari)"
@@ -104,6 +107,20 @@ class RamObjects:
             if obj and obj.category in out and obj.w > 0 and obj.h > 0:
                 out[obj.category].append(tuple(float(v) for v in obj.xywh))
         return out
+
+
+def object_reader(env, cfg, has_attention: bool) -> Tuple[Optional[RamObjects], Optional[str]]:
+    """``(reader, None)`` for the object scores of ``env``, ``(None, None)`` if ``cfg`` turns them
+    off, ``(None, why)`` if they cannot be had: no attention maps, not an ALE game OCAtari knows,
+    or OCAtari not installed."""
+    if not cfg.object_scores:
+        return None, None
+    if not has_attention:
+        return None, "the model has no attention maps"
+    try:
+        return RamObjects(env), None
+    except ObjectsUnavailable as e:
+        return None, str(e)
 
 
 # ---------------------------------------------------------------- boxes -> grid arrays
@@ -304,6 +321,34 @@ def score_maps_on_frames(maps: np.ndarray, tracks: Sequence[ObjectTrack], times:
         radius).items() if k != "series"} for t in tracks}
 
 
+def pooled_saliency(frames, frame_hw, grid_hw) -> Dict[str, np.ndarray]:
+    """The saliency maps of :class:`pipelines.analysis.saliency.SaliencyFrame` s pooled onto the
+    attention grid as one-head maps ``[len(frames), 1, h, w]``: the baseline's, then the agent's."""
+    maps = {}
+    for who in ("baseline", "agent"):
+        for kind in ("policy", "value"):
+            pooled = [pool_to_grid(getattr(sal, kind), sal.ys, sal.xs, frame_hw, grid_hw)
+                      for sal in (getattr(f, who) for f in frames) if sal is not None]
+            if pooled:
+                maps[f"{who} {kind} saliency"] = np.stack(pooled)[:, None]
+    return maps
+
+
+def analyse_rollout(rollout, reader: RamObjects, radius: int = 1, saliency=()) -> ObjectAnalysis:
+    """:func:`score_rollout` with the reader's categories; given saliency frames
+    (:func:`pipelines.analysis.saliency.saliency_on_frames`), the same scores on those frames for
+    the attention and for the saliency maps pooled onto the grid, under ``summary["saliency"]``."""
+    analysis = score_rollout(rollout, reader.categories, reader.screen_hw, radius)
+    if saliency:
+        times = [f.t for f in saliency]
+        maps = {"attention (same frames)": rollout.attention[times],
+                **pooled_saliency(saliency, rollout.frames.shape[1:3], rollout.attention.shape[-2:])}
+        analysis.summary["saliency"] = {k: score_maps_on_frames(m, analysis.tracks, times, radius)
+                                        for k, m in maps.items()}
+        analysis.summary["saliency_frames"] = times
+    return analysis
+
+
 def head_lines(summary: dict, kind: str = "attention") -> List[str]:
     """One terminal line per head: each category's lift and hit rate (chance beside it)."""
     scores = summary[kind]
@@ -394,25 +439,37 @@ def plot_entropy_by_height(table: dict, path: str) -> str:
     return path
 
 
-def write_object_scores(analysis: ObjectAnalysis, out_dir: str, report) -> Dict[str, str]:
-    """The plots, the table in ``report`` and ``objects.npz`` (per-category masks and centres)."""
+def write_object_scores(analysis: ObjectAnalysis, out_dir: str) -> Written:
+    """The plots, ``objects.npz`` (per-category masks and centres), the scores for the summary
+    and the report's section with their table."""
     files = {"mass_over_time": plot_mass_over_time(analysis, os.path.join(out_dir, "object_mass.png"))}
     np.savez_compressed(os.path.join(out_dir, "objects.npz"),
                         **{f"{t.category}_{k}": getattr(t, k) for t in analysis.tracks
                            for k in ("masks", "present", "centres", "heights")})
-    report.heading("Objects: which head looks at what")
+    section = Section().heading("Objects: which head looks at what")
     s = analysis.summary
-    report.text(f"Object boxes from the emulator's RAM (OCAtari), mapped onto the {s['grid'][0]}×{s['grid'][1]} "
-                f"attention grid. Lift = mass on the object's cells ÷ their area share (1 = an even spread); "
-                f"hit = the head's most-attended cell within {s['radius']} cell of the object; chance = a head "
-                "fixed on the object's mean cell; best fixed = the best any frame-independent head could do. "
-                "'what' and 'where' are the logit parts as spatial softmaxes; saliency rows compare on the "
-                "saliency frames only.")
-    report.media(files["mass_over_time"])
-    report.table(["map", "head", "object", "steps", "mass", "area", "lift", "hit rate", "chance", "best fixed"],
-                 table_rows(s))
+    section.text(f"Object boxes from the emulator's RAM (OCAtari), mapped onto the {s['grid'][0]}×{s['grid'][1]} "
+                 f"attention grid. Lift = mass on the object's cells ÷ their area share (1 = an even spread); "
+                 f"hit = the head's most-attended cell within {s['radius']} cell of the object; chance = a head "
+                 "fixed on the object's mean cell; best fixed = the best any frame-independent head could do. "
+                 "'what' and 'where' are the logit parts as spatial softmaxes; saliency rows compare on the "
+                 "saliency frames only.")
+    section.media(files["mass_over_time"])
+    section.table(["map", "head", "object", "steps", "mass", "area", "lift", "hit rate", "chance", "best fixed"],
+                  table_rows(s))
     if "entropy_by_ball_height" in s:
         files["entropy_by_ball_height"] = plot_entropy_by_height(
             s["entropy_by_ball_height"], os.path.join(out_dir, "entropy_by_ball_height.png"))
-        report.media(files["entropy_by_ball_height"])
-    return files
+        section.media(files["entropy_by_ball_height"])
+    return Written(summary={"objects": s}, files={"objects": files}, section=section)
+
+
+def summary_rows(summary: dict) -> List[list]:
+    """The report's summary-table rows: per object on screen, the heads' lift and hit rate."""
+    rows = []
+    for c, s in summary.get("objects", {}).get("attention", {}).items():
+        if s["steps"]:
+            rows.append([f"{c}: lift per head (1 = even spread)", ", ".join(f"{v:.2f}" for v in s["lift"])])
+            rows.append([f"{c}: hit rate per head (chance {s['chance']:.2f})",
+                         ", ".join(f"{v:.2f}" for v in s["hit_rate"])])
+    return rows

@@ -8,9 +8,10 @@ headless-Chromium test reads back from the rendered DOM.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import os
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 MIME = {".mp4": "video/mp4", ".gif": "image/gif", ".png": "image/png", ".webm": "video/webm"}
 
@@ -65,22 +66,21 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
-class Report:
-    """Collects sections (``heading``, ``text``, ``media``, ``table``) and writes one HTML file."""
+class Section:
+    """Parts of a page in order (``heading``, ``text``, ``media``, ``table``), each method chainable."""
 
-    def __init__(self, title: str):
-        self.title = title
+    def __init__(self):
         self.parts: List[str] = []
 
-    def heading(self, text: str) -> "Report":
+    def heading(self, text: str) -> "Section":
         self.parts.append(f"<h2>{html.escape(text)}</h2>")
         return self
 
-    def text(self, text: str) -> "Report":
+    def text(self, text: str) -> "Section":
         self.parts.append(f"<p>{html.escape(text)}</p>")
         return self
 
-    def media(self, path: str, caption: str = "", width: Optional[int] = None) -> "Report":
+    def media(self, path: str, caption: str = "", width: Optional[int] = None) -> "Section":
         """Embeds an MP4/WebM (as <video>) or a GIF/PNG (as <img>)."""
         uri = data_uri(path)
         size = f' width="{int(width)}"' if width else ""
@@ -96,15 +96,35 @@ class Report:
         self.parts.append(f'<figure class="media">{tag}{cap}</figure>')
         return self
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence], caption: str = "",
-              at: Optional[int] = None) -> "Report":
-        """A table, appended or inserted at part index ``at`` (``len(report.parts)`` taken earlier)."""
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence], caption: str = "") -> "Section":
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
         body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        self.parts.insert(len(self.parts) if at is None else at,
-                          f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        self.parts.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         return self
+
+    def video_pair(self, pair: Dict[str, str], gif_max_mb: float) -> "Section":
+        """The MP4 of a ``{"mp4", "gif"}`` pair, and the GIF too unless it is over ``gif_max_mb``
+        (then a line says it is next to the page)."""
+        self.media(pair["mp4"], "MP4")
+        size_mb = os.path.getsize(pair["gif"]) / 2 ** 20
+        if size_mb <= gif_max_mb:
+            return self.media(pair["gif"], "GIF")
+        return self.text(f"{os.path.basename(pair['gif'])} ({size_mb:.1f} MB) is next to this page; not embedded "
+                         f"(over report_gif_max_mb={gif_max_mb:g}).")
+
+    def add(self, section: "Section") -> "Section":
+        """Appends the parts of another section."""
+        self.parts.extend(section.parts)
+        return self
+
+
+class Report(Section):
+    """A titled :class:`Section` that writes itself as one HTML file."""
+
+    def __init__(self, title: str):
+        super().__init__()
+        self.title = title
 
     def html(self) -> str:
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -119,6 +139,16 @@ class Report:
             f.write(self.html())
         os.replace(tmp, path)
         return path
+
+
+@dataclasses.dataclass
+class Written:
+    """What one analysis leaves in the output directory's shared files: its entries of
+    summary.json, of the summary's ``files`` and ``timings``, and its section of report.html."""
+    summary: dict = dataclasses.field(default_factory=dict)
+    files: dict = dataclasses.field(default_factory=dict)
+    timings: dict = dataclasses.field(default_factory=dict)
+    section: Section = dataclasses.field(default_factory=Section)
 
 
 # ------------------------------------------------------------------ headless rendering check

@@ -14,7 +14,6 @@ from typing import Callable, Dict, Iterable, List, Optional
 import numpy as np
 
 from pipelines.analysis.progress import Progress
-from pipelines.analysis.saliency import softmax
 
 Transform = Callable[[int, np.ndarray], np.ndarray]   # (step t, frame [H, W, 3]) -> frame
 FULL_ACTION_SET = 18
@@ -55,6 +54,22 @@ class Rollout:
         """Every per-step array (for ``np.savez``)."""
         keys = ("frames", "actions", "rewards", "firsts", "logits", "values", "attention", "what", "where")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def episode_segments(firsts) -> List[tuple]:
+    """``[(start, end), ...]``: the steps of each episode of a run, split where ``firsts`` is
+    True (the run's first step always starts one; the last may be cut by the step budget)."""
+    starts = sorted(set([0] + np.flatnonzero(np.asarray(firsts)).tolist()))
+    ends = starts[1:] + [len(firsts)]
+    return [(a, b) for a, b in zip(starts, ends) if b > a]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float64."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
 
 
 def choose_action(logits: np.ndarray, policy: str, rng: np.random.Generator) -> int:

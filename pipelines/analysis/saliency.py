@@ -10,14 +10,28 @@ on a stride grid. The perturbed frames go through the model in batches: ``evalua
 uint8 ``[B, H, W, 3]`` to ``(logits [B, A], values [B])``; :func:`recurrent_evaluator`
 builds one from a stepper and the recurrent state reached after the warm-up, replicated
 B times, so every perturbed frame is judged from the same state.
+
+On a rollout: :func:`saliency_on_frames` computes the maps of chosen frames for the agent and
+a baseline (replayed open loop on the same frames) and how well the agent's attention predicts
+them (:mod:`.faithfulness`); :func:`write_saliency` writes and describes them.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Optional, Tuple
+import os
+import time
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+
+from pipelines.analysis import faithfulness
+from pipelines.analysis.geometry import upsample
+from pipelines.analysis.overlay import overlay_heads
+from pipelines.analysis.progress import Progress
+from pipelines.analysis.report import Section, Written
+from pipelines.analysis.rollout import Rollout, replay, softmax
+from pipelines.analysis.video import labelled_row, write_png
 
 Evaluate = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 TRUNCATE = 4.0
@@ -72,13 +86,6 @@ def perturbed_batch(frame: np.ndarray, blurred: np.ndarray, my: np.ndarray, mx: 
     m = my[:, :, None] * mx[:, None, :]                                # [B, H, W]
     out = x[None] + m[..., None] * (blurred - x)[None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
 
 
 @dataclasses.dataclass
@@ -170,9 +177,127 @@ def recurrent_evaluator(stepper, context) -> Evaluate:
 
 def saliency_image(frame: np.ndarray, sal: np.ndarray, colour=(0, 255, 0), gain: float = 1.0) -> np.ndarray:
     """Saliency drawn in ``colour`` over a dimmed frame (the paper's green), uint8 [H, W, 3]."""
-    from pipelines.analysis.geometry import upsample
     s = upsample(np.asarray(sal, np.float32), frame.shape[:2])
     s = np.clip(gain * s / max(float(s.max()), 1e-20), 0.0, 1.0)[..., None]
     base = 0.6 * np.asarray(frame, np.float32)
     out = base * (1.0 - s) + np.asarray(colour, np.float32) * s
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- the frames of one rollout
+@dataclasses.dataclass
+class SaliencyFrame:
+    """Frame ``t`` of a rollout: the agent's saliency (and the ``seconds`` it took), the baseline's
+    on the same frame (None without a baseline) and, per kind ("policy", "value"), how well each
+    attention head predicts the agent's (None without attention)."""
+    t: int
+    agent: Saliency
+    seconds: float
+    baseline: Optional[Saliency] = None
+    faithfulness: Optional[Dict[str, dict]] = None
+
+
+def saliency_frame_indices(cfg, steps: int) -> List[int]:
+    """The frames to perturb: ``cfg.saliency_frames`` or the first one after the warm-up.
+
+    Each must leave at least ``saliency_warmup`` unperturbed frames before it; [] if the run is
+    too short for the default (ValueError if explicitly asked frames do not fit).
+    """
+    if not cfg.saliency_frames:
+        return [cfg.saliency_warmup] if steps > cfg.saliency_warmup else []
+    bad = [t for t in cfg.saliency_frames if not cfg.saliency_warmup <= t < steps]
+    if bad:
+        raise ValueError(f"saliency frames {bad} must lie in [saliency_warmup={cfg.saliency_warmup}, "
+                         f"steps={steps}): each needs > {cfg.saliency_warmup - 1} unperturbed frames before it")
+    return sorted(set(int(t) for t in cfg.saliency_frames))
+
+
+def _maps_with_progress(stepper, context, frame, cfg, label) -> Saliency:
+    bar = Progress(label, 0, unit="perturbed frames")
+    def progress(done, total):
+        bar.total = total
+        bar.update(done)
+    result = saliency_maps(recurrent_evaluator(stepper, context), frame, cfg.saliency_stride,
+                           cfg.saliency_mask_sigma, cfg.saliency_blur_sigma, cfg.saliency_batch, progress)
+    bar.close()
+    return result
+
+
+def _replay_baseline(baseline, stepper, rollout: Rollout, times: List[int], progress: bool) -> Rollout:
+    """The baseline run open loop on the rollout's frames up to the last of ``times``."""
+    if tuple(baseline.observation_shape) != tuple(stepper.observation_shape):
+        raise ValueError(f"baseline model expects observations {tuple(baseline.observation_shape)} but "
+                         f"the agent's are {tuple(stepper.observation_shape)}")
+    upto = max(times) + 1
+    return replay(baseline, rollout.frames[:upto], rollout.actions[:upto], rollout.rewards[:upto],
+                  rollout.firsts[:upto], keep_contexts=times, progress=progress, label="baseline replay")
+
+
+def saliency_on_frames(stepper, rollout: Rollout, times: List[int], cfg, baseline=None,
+                       progress: bool = True) -> List[SaliencyFrame]:
+    """The saliency of each frame of ``times`` (recorded in ``rollout.contexts``), for the agent and
+    the optional ``baseline`` stepper, with the attention's faithfulness when the rollout has attention."""
+    base_run = _replay_baseline(baseline, stepper, rollout, times, progress) if baseline is not None else None
+    out = []
+    for t in times:
+        frame = rollout.frames[t]
+        start = time.perf_counter()
+        agent = _maps_with_progress(stepper, rollout.contexts[t], frame, cfg, f"saliency t={t}")
+        result = SaliencyFrame(t, agent, time.perf_counter() - start)
+        if rollout.attention is not None:
+            result.faithfulness = faithfulness.by_kind(rollout.attention[t], agent, frame.shape[:2],
+                                                       cfg.top_k_fraction)
+        if base_run is not None:
+            result.baseline = _maps_with_progress(baseline, base_run.contexts[t], frame, cfg,
+                                                  f"baseline saliency t={t}")
+        out.append(result)
+    return out
+
+
+def _entry(r: SaliencyFrame) -> dict:
+    """The summary's numbers of one frame: peaks, noise floors, faithfulness."""
+    entry = {"policy_max": float(r.agent.policy.max()), "value_max": float(r.agent.value.max()),
+             "policy_noise_floor": r.agent.noise_policy, "value_noise_floor": r.agent.noise_value}
+    for kind, scores in (r.faithfulness or {}).items():
+        entry[f"faithfulness_{kind}"] = scores
+    if r.baseline is not None:
+        entry.update(baseline_policy_max=float(r.baseline.policy.max()),
+                     baseline_value_max=float(r.baseline.value.max()))
+    return entry
+
+
+def _arrays(r: SaliencyFrame) -> Dict[str, np.ndarray]:
+    arrays = {"agent_policy": r.agent.policy, "agent_value": r.agent.value, "ys": r.agent.ys, "xs": r.agent.xs}
+    if r.baseline is not None:
+        arrays.update(baseline_policy=r.baseline.policy, baseline_value=r.baseline.value)
+    return arrays
+
+
+def _picture(r: SaliencyFrame, rollout: Rollout, alpha: float) -> np.ndarray:
+    """The frame, the agent's maps, each head's attention, the baseline's maps: one labelled row."""
+    frame = rollout.frames[r.t]
+    images = [frame, saliency_image(frame, r.agent.policy), saliency_image(frame, r.agent.value)]
+    labels = ["frame", "agent policy", "agent value"]
+    if rollout.attention is not None:
+        images += list(overlay_heads(frame, rollout.attention[r.t], alpha))
+        labels += [f"attention head {n}" for n in range(rollout.attention.shape[1])]
+    if r.baseline is not None:
+        images += [saliency_image(frame, r.baseline.policy), saliency_image(frame, r.baseline.value)]
+        labels += ["baseline policy", "baseline value"]
+    return labelled_row(images, labels)
+
+
+def write_saliency(frames: List[SaliencyFrame], rollout: Rollout, out_dir: str, cfg) -> Written:
+    """Per frame ``saliency_t<T>.npz`` (the maps) and ``.png`` (:func:`_picture`); the summary's
+    entries and timings; the report's section, with the faithfulness table."""
+    section = Section().heading("Saliency (Greydanus et al.)")
+    section.text(f"Perturbation saliency after ≥ {cfg.saliency_warmup} unperturbed frames, stride "
+                 f"{cfg.saliency_stride}, mask σ {cfg.saliency_mask_sigma}, blur σ {cfg.saliency_blur_sigma}; "
+                 "green = salient. The baseline sees the same frames (open loop).")
+    for r in frames:
+        np.savez_compressed(os.path.join(out_dir, f"saliency_t{r.t}.npz"), **_arrays(r))
+        png = write_png(os.path.join(out_dir, f"saliency_t{r.t}.png"), _picture(r, rollout, cfg.overlay_alpha))
+        section.media(png, f"frame {r.t}: saliency (normalised per map) and attention")
+    section.add(faithfulness.section({r.t: r.faithfulness for r in frames if r.faithfulness}, cfg.top_k_fraction))
+    return Written(summary={"saliency": {str(r.t): _entry(r) for r in frames}},
+                   timings={"saliency_s_per_frame": [r.seconds for r in frames]}, section=section)

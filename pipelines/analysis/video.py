@@ -6,9 +6,11 @@ read Kinetics clips); GIFs through Pillow.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
+
+from pipelines.analysis.progress import Progress
 
 CAPTION_HEIGHT = 14
 LABEL_COLOUR = (255, 255, 0)
@@ -53,6 +55,26 @@ def panel(frame: np.ndarray, rows: np.ndarray, caption: str = "",
     return np.concatenate([strip, body], 0)
 
 
+def caption(rollout, t: int) -> str:
+    """Step ``t`` of a rollout in one line: step, action, value, reward."""
+    return (f"t={t} a={rollout.action_name(int(rollout.actions[t]))} "
+            f"v={rollout.values[t]:.3f} r={rollout.rewards[t]:g}")
+
+
+def rollout_panels(rollout, rows_of: Callable[[int], np.ndarray], labels: Sequence[str], scale: int,
+                   times=None, label: str = "panels", progress: bool = False) -> np.ndarray:
+    """Video frames ``[T, ...]``, one :func:`panel` per step of ``times`` (default: every step):
+    the step's :func:`caption`, its frame, then the rows ``rows_of(t)`` labelled ``labels``."""
+    times = list(range(len(rollout)) if times is None else times)
+    bar = Progress(label, len(times), enabled=progress)
+    out = []
+    for i, t in enumerate(times):
+        out.append(panel(rollout.frames[t], rows_of(t), caption(rollout, t), labels, scale))
+        bar.update(i + 1)
+    bar.close()
+    return np.stack(out)
+
+
 def _even(frames: np.ndarray) -> np.ndarray:
     """Pads ``[T, H, W, 3]`` with black to even H and W (needed by yuv420p)."""
     h, w = frames.shape[1:3]
@@ -89,6 +111,13 @@ def write_gif(path: str, frames: np.ndarray, fps: int = 15, max_frames: Optional
                    duration=int(round(1000.0 * step / fps)), loop=0)
     os.replace(tmp, path)
     return path
+
+
+def write_video_pair(out_dir: str, name: str, frames: np.ndarray, fps: int,
+                     gif_max_frames: Optional[int]) -> Dict[str, str]:
+    """``name``.mp4 and ``name``.gif in ``out_dir``: ``{"mp4": path, "gif": path}``."""
+    return {"mp4": write_mp4(os.path.join(out_dir, name + ".mp4"), frames, fps),
+            "gif": write_gif(os.path.join(out_dir, name + ".gif"), frames, fps, gif_max_frames)}
 
 
 def read_video(path: str) -> np.ndarray:

@@ -1,7 +1,11 @@
 """Weight distribution (SPEC §3, paper Appendix A.2.1): per head, attention mass along x and y."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+from pipelines.analysis.report import Section, Written
 
 
 def mass_along_axes(attention: np.ndarray):
@@ -50,3 +54,10 @@ def plot_weight_distribution(attention: np.ndarray, path: str, title: str = "") 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def write_weight_distribution(attention: np.ndarray, out_dir: str) -> Written:
+    """The plot of a run's ``attention [T, N, h, w]`` as a PNG and the report's section."""
+    path = plot_weight_distribution(attention, os.path.join(out_dir, "weight_distribution.png"),
+                                    "Attention mass along x and y per head (mean, 10–90 % over steps)")
+    return Written(files={"weight_distribution": path}, section=Section().heading("Weight distribution").media(path))

@@ -6,12 +6,19 @@ by attention, ``C = D · A``, is drawn blue (where, −log 10) → white (0) →
 
 ``what_share`` is a sign-free companion: the fraction ``|what| / (|what| + |where|)`` of the
 logit's magnitude that comes from the content part (1 = all what, 0 = all where).
+
+On a rollout: :func:`what_where_panels` makes the video frames, :func:`attended_what_share` the
+per-head share weighted by attention, :func:`write_what_where` writes and describes both.
 """
 from __future__ import annotations
+
+from typing import List
 
 import numpy as np
 
 from pipelines.analysis.geometry import upsample
+from pipelines.analysis.report import Section, Written
+from pipelines.analysis.video import rollout_panels, write_video_pair
 
 LOG10 = float(np.log(10.0))
 
@@ -64,3 +71,37 @@ def what_where_frames(frame: np.ndarray, what, where, attention, context: float 
     grey = np.asarray(frame, np.float32).mean(-1, keepdims=True)
     out = (1.0 - context) * colour + context * grey[None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def what_where_panels(rollout, scale: int, progress: bool = False) -> np.ndarray:
+    """Video frames: caption, the frame, one what/where row per head (red what, blue where)."""
+    labels = [f"head {n}: red what / blue where" for n in range(rollout.attention.shape[1])]
+    return rollout_panels(rollout, lambda t: what_where_frames(rollout.frames[t], rollout.what[t], rollout.where[t],
+                                                               rollout.attention[t]),
+                          labels, scale, None, "what/where video", progress)
+
+
+def attended_what_share(rollout) -> List[float]:
+    """Per head, :func:`what_share` averaged over the run's cells weighted by attention."""
+    share = what_share(rollout.what, rollout.where)
+    return [float((share[:, n] * rollout.attention[:, n]).sum() / rollout.attention[:, n].sum())
+            for n in range(rollout.attention.shape[1])]
+
+
+def write_what_where(panels: np.ndarray, shares: List[float], out_dir: str, cfg) -> Written:
+    """The what/where video (MP4 + GIF), the attended shares for the summary, the report's section."""
+    videos = write_video_pair(out_dir, "what_where", panels, cfg.video_fps, cfg.gif_max_frames)
+    section = Section().heading("What vs where")
+    section.text("D = clip(what − where, ±log 10) weighted by attention: red = content (what), "
+                 "blue = location (where), white = balanced or unattended.")
+    section.video_pair(videos, cfg.report_gif_max_mb)
+    section.table(["head", "attention-weighted |what| share"], [[n, s] for n, s in enumerate(shares)])
+    return Written(summary={"what_share_attended": shares}, files={"what_where": videos}, section=section)
+
+
+def summary_rows(summary: dict) -> List[list]:
+    """The report's summary-table row of the attended shares, if they were measured."""
+    if "what_share_attended" not in summary:
+        return []
+    return [["attention-weighted |what| share per head",
+             ", ".join(f"{v:.3f}" for v in summary["what_share_attended"])]]
