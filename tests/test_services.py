@@ -1,5 +1,6 @@
 """The training services' parts against a real Reverb server on localhost: the trajectory
-layout, the variables channel, a real actor process, and the learner's non-finite guard."""
+layout, the variables channel, a real actor process, the learner's step (one update and its
+metrics) and its non-finite guard."""
 from __future__ import annotations
 
 import collections
@@ -224,17 +225,21 @@ def test_actor_process_writes_trajectories_the_learner_can_replay(server, tmp_pa
     assert json.loads(lines)["frames"] == 62 - resets
 
 
-def _write_trajectory(client, spec: RunSpec, network, reward_value: float):
+def _write_trajectory(client, spec: RunSpec, network, reward_value: float, episode_return=None):
+    """One trajectory of ``unroll_length + 1`` steps; with ``episode_return``, an episode
+    ends at its third step with that return."""
     T = spec.train.unroll_length
     writer = WindowWriter.open(client, T)
     state = {k: v.numpy()[0] for k, v in network.model.initial_state(1).items()}
     for t in range(T + 1):
+        last = episode_return is not None and t == 2
         writer.append({
-            "step_type": np.int32(ts.StepType.FIRST if t == 0 else ts.StepType.MID),
+            "step_type": np.int32(ts.StepType.FIRST if t == 0 else ts.StepType.LAST if last else ts.StepType.MID),
             "observation": np.zeros(spec.agent.observation_shape, np.uint8),
             "prev_action": np.int32(0), "prev_reward": np.float32(0), "action": np.int32(t % 7),
             "behaviour_logits": np.zeros(7, np.float32), "reward": np.float32(reward_value),
-            "discount": np.float32(1), "policy_version": np.int64(0), "episode_return": np.float32(0),
+            "discount": np.float32(0 if last else 1), "policy_version": np.int64(0),
+            "episode_return": np.float32(episode_return if last else 0),
             "frames": np.int32(1), "level": np.int32(0),
         }, state)
     writer.flush(timeout_ms=5000, pending=0)
@@ -265,6 +270,48 @@ def test_learner_skips_a_non_finite_update_and_never_checkpoints_it(server, tmp_
     with pytest.raises(ValueError, match="holds another run"):
         Learner(RunSpec.from_args("small", "lstm", MODEL_SET + ["train.unroll_length=5"], env_id=ENV),
                 address, str(tmp_path), StopFlag())
+
+
+def test_learner_step_returns_the_metrics_of_one_update_and_the_logger_writes_them(server, tmp_path):
+    """``Learner.step`` on one batch read from a real Reverb server: the update's loss terms and
+    diagnostics, the counts and the recent returns, every value a finite number; the logger
+    writes each of them as a TensorBoard scalar (the record's own fields aside) and the record
+    the launcher reads."""
+    from agents.impala.replay import BatchReader
+    from pipelines.evaluation.curves import _summary_records
+    from pipelines.rl.learner_log import NOT_SUMMARISED, read_progress
+
+    address = f"localhost:{server.port}"
+    spec = tiny_spec()
+    learner = Learner(spec, address, str(tmp_path), StopFlag())
+    client = reverb.Client(address)
+    for value in (0.5, 1.5):
+        _write_trajectory(client, spec, learner.network, 0.1, episode_return=value)
+    reader = BatchReader(address, experience_spec(learner.network), spec.train.sequence_length,
+                         spec.train.batch_size, timeout_ms=5000, with_first_use=True)
+    batch, first_use = reader.next_batch(lambda: False)
+    metrics = learner.step(batch, first_use.numpy())
+
+    parts = {f"gradient_norm/{p}" for p in ("vision_core", "query_network", "answer_processor",
+                                            "policy_core", "heads")}
+    assert set(metrics) == {
+        "loss/total", "loss/policy_gradient", "loss/baseline", "loss/entropy", "policy/entropy",
+        "policy/mean_log_rho", "policy/lag", "learning_rate", "gradient_norm", "attention/entropy",
+        "train_step", "frames", "max_frames", "frames_per_second", "nonfinite_updates",
+        "mean_return", "episodes", "episode_return"} | parts
+    assert all(isinstance(v, (int, float)) and np.isfinite(v) for v in metrics.values()), metrics
+    assert metrics["train_step"] == learner.train_step == 1 and metrics["nonfinite_updates"] == 0
+    assert metrics["frames"] == 2 * spec.train.unroll_length and metrics["policy/lag"] == 0.0
+    assert metrics["episodes"] == 2 and metrics["mean_return"] == metrics["episode_return"] == 1.0
+    assert metrics["learning_rate"] == pytest.approx(spec.train.learning_rate)
+
+    learner.logger.write_summaries(metrics)
+    learner.logger.write_record(metrics)
+    written = _summary_records(str(tmp_path / "summaries" / "learner"))
+    assert len(written) == 1 and set(written[0]) == set(metrics) - NOT_SUMMARISED | {"step"}
+    assert written[0]["step"] == 1 and written[0]["loss/total"] == pytest.approx(metrics["loss/total"])
+    progress = read_progress(str(tmp_path))
+    assert (progress.train_step, progress.frames, progress.episodes, progress.mean_return) == (1, 10, 2, 1.0)
 
 
 def test_learner_waiting_for_data_stops_on_request(server, tmp_path):

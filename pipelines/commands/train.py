@@ -103,11 +103,11 @@ def report_stopped(launcher, root_dir: str, seconds: float) -> None:
     """The last line of a run stopped by Ctrl-C or SIGTERM: how far it got and what it kept
     (the mean return so far, never "reached", which would read as a target met)."""
     from pipelines.rl.launcher import _duration
+    from pipelines.rl.learner_log import read_progress
     from pipelines.rl.lifecycle import log
-    from s3ta_tf.atomic_io import read_json_or_none
 
-    progress = read_json_or_none(os.path.join(root_dir, "learner.json")) or {}
-    step, frames = progress.get("train_step", 0), progress.get("frames", 0)
+    progress = read_progress(root_dir)
+    step, frames = progress.train_step, progress.frames
     when = (f"after {frames:,} frames (train step {step}) in {_duration(seconds)}" if step
             else "before the first update")
     mean, n = launcher.returns.mean, len(launcher.returns.returns)
@@ -117,18 +117,17 @@ def report_stopped(launcher, root_dir: str, seconds: float) -> None:
 
 def report_reached(launcher, root_dir: str, seconds: float, demo: bool) -> None:
     """The run's last line: the mean return reached, over how many episodes and frames."""
-    import os
     from pipelines.rl.launcher import _duration
+    from pipelines.rl.learner_log import read_progress
     from pipelines.rl.lifecycle import log
-    from s3ta_tf.atomic_io import read_json_or_none
 
-    progress = read_json_or_none(os.path.join(root_dir, "learner.json")) or {}
+    progress = read_progress(root_dir)
     mean, n = launcher.returns.mean, len(launcher.returns.returns)
     if mean is None:
         log("train: no episode finished")
         return
     line = (f"train: reached mean return {mean:.3f} over the last {n} training episodes after "
-            f"{progress.get('frames', 0):,} frames in {_duration(seconds)}"
+            f"{progress.frames:,} frames in {_duration(seconds)}"
             + (" (stopped at the target)" if launcher.stopped_at_target else ""))
     if demo:
         verdict = "solved" if mean >= DEMO["target_return"] else "not solved yet"

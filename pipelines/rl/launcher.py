@@ -8,8 +8,9 @@ TensorFlow process), logging to ``ROOT/logs/<name>.log``. The launcher
   learner and the actors;
 * restarts any service that exits while the run is not finished (a crashed actor, a
   learner that resumes from its checkpoint, a replay server the others reconnect to);
-* shows a progress line (frames, frames/s, mean episode return, ETA) from ``ROOT/learner.json``
-  and the actors' episode logs;
+* shows a progress line (frames, frames/s, mean episode return, ETA) from the learner's record
+  (``ROOT/learner.json``, :func:`pipelines.rl.learner_log.read_progress`) and the actors'
+  episode logs;
 * on Ctrl-C / SIGTERM stops the actors, lets the learner checkpoint, then stops replay, and
   exits with 128 + the signal's number (130 for Ctrl-C); :meth:`Launcher.kept` says what the
   run kept (a service stopped while it was still starting has saved nothing);
@@ -34,7 +35,8 @@ import time
 from typing import List, Optional
 
 from pipelines.rl.lifecycle import StopFlag, log
-from s3ta_tf.atomic_io import read_json_or_none, write_json_atomic
+from pipelines.rl.learner_log import read_progress
+from s3ta_tf.atomic_io import write_json_atomic
 
 POLL_SECS = 0.5
 RESTART_DELAY_SECS = 2.0
@@ -405,18 +407,17 @@ class Launcher:
             return
         self._last_line = now
         self.returns.update()
-        p = (read_json_or_none(os.path.join(self.root_dir, "learner.json"))
-             or {"frames": 0, "frames_per_second": 0.0, "train_step": 0})
-        frames, fps = p.get("frames", 0), p.get("frames_per_second") or 0.0
+        p = read_progress(self.root_dir)
+        frames, fps = p.frames, p.frames_per_second or 0.0
         pct = 100.0 * frames / self.max_frames
         eta = _duration((self.max_frames - frames) / fps) if fps > 0 else "?"
         mean = f"{self.returns.mean:.2f}" if self.returns.mean is not None else "-"
         alive = sum(a.poll() is None for a in self.actors)
-        hns = (p.get("human_normalized") or {}).get("capped_mean")   # multi-level Atari headline
+        hns = p.capped_mean_hns   # multi-level Atari headline
         line = (f"frames {frames:,}/{self.max_frames:,} ({pct:5.1f}%) | {fps:,.0f} frames/s | "
                 f"mean return {mean} ({self.returns.count} episodes) | "
                 + (f"capped mean HNS {hns:.1f}% | " if hns is not None else "")
-                + f"step {p.get('train_step', 0)} | ETA {eta} | actors {alive}/{len(self.actors)}")
+                + f"step {p.train_step} | ETA {eta} | actors {alive}/{len(self.actors)}")
         if interactive:
             print("\r" + line.ljust(120), end="\n" if final else "", flush=True)
         else:

@@ -8,10 +8,18 @@ Root directory layout (``ROOT``)::
                              frames, nonfinite_updates; resumed automatically
     export/step_<N>/         SavedModels (s3ta_tf.export), periodically and at the end;
     export/latest/           the most recent one
-    summaries/learner/       TensorBoard: losses, entropy, frames/s, episode return (and its
-                             human-normalised value for ALE games), policy lag, gradient norm
-                             per model part, attention entropy
-    learner.json             progress (train step, frames, frames/s, mean return), for the launcher
+    summaries/learner/       TensorBoard: the metrics of every summary_interval-th update
+                             (losses, entropy, frames/s, episode return and its human-normalised
+                             value for ALE games, policy lag, gradient norm per model part,
+                             attention entropy)
+    learner.json             progress (train step, frames, frames/s, mean return), for the
+                             launcher (pipelines.rl.learner_log.Progress)
+
+The shape of the loop is Acme's IMPALA learner's: :meth:`Learner.step` is one update from one
+batch and returns its metrics (a dict named by TensorBoard tag); around it, :meth:`Learner.run`
+reads batches, applies the divergence rule (:class:`DivergenceGuard`), pushes variables, hands
+the metrics to one logger (:class:`pipelines.rl.learner_log.LearnerLogger`: summaries and
+``learner.json``), checkpoints and exports, each on its own schedule (:class:`Every`).
 
 Checkpoints are atomic: TensorFlow writes the data and index under temporary names and
 renames them, and the ``checkpoint`` state file that names the latest checkpoint is replaced
@@ -57,18 +65,17 @@ from tf_agents.specs import tensor_spec
 from agents.impala.learning import VTraceAgent
 from agents.impala.replay import experience_spec
 from pipelines.errors import DivergenceError
+from pipelines.evaluation.curves import CAPPED_MEAN_TAG
+from pipelines.rl.learner_log import LearnerLogger
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
 from s3ta_tf.checkpoints import checkpoint_paths, newest_readable_checkpoint, variables_finite
 from agents.impala.builder import RunSpec
-from s3ta_tf.atomic_io import write_json_atomic
 from pipelines.evaluation.scores import aggregate, game_name, human_normalized
 from agents.impala.replay import BatchReader, PrefetchingReader
 from agents.impala.variables import push_variables
 
-PROGRESS_FILE = "learner.json"
 EXPORTS_TO_KEEP = 3
 RETURN_WINDOW = 100  # episodes in the running mean return
-PROGRESS_INTERVAL_SECS = 1.0  # learner.json refresh (the launcher's progress line reads it)
 DATA_TIMEOUT_MS = 2000  # wait this long for trajectories before checking for a stop request
 REPLAY_TIMEOUT_SECS = 2  # a call to replay from the main thread waits at most this long
 PREFETCH_DEPTH = 2  # batches read ahead while an update runs
@@ -76,7 +83,8 @@ MAX_CONSECUTIVE_NONFINITE = 20  # skipped updates in a row before the learner gi
 
 
 class Learner:
-    """Owns the agent, its checkpoint and summaries; :meth:`run` is the service loop."""
+    """Owns the agent, its checkpoints and its logger: :meth:`step` is one update,
+    :meth:`run` the service around it."""
 
     def __init__(self, spec: RunSpec, replay_address: str, root_dir: str, stop: StopFlag,
                  fine_tune_from: Optional[str] = None):
@@ -94,13 +102,25 @@ class Learner:
         self.network = spec.build_network(self.num_actions)
         self.agent = VTraceAgent(time_step_spec, action_spec, self.network, spec.train)
         self.frames = tf.Variable(0, dtype=tf.int64, trainable=False, name="frames")
-        self.checkpoint_dir = os.path.join(root_dir, "checkpoints")
+        self._open_checkpoints(fine_tune_from)
+        self.logger = LearnerLogger(root_dir, spec.train.summary_interval)
+        self.client = reverb.Client(replay_address)
+        self.backoff = Backoff()
+        self.returns = RecentReturns(spec.levels)
+        self.rate = FrameRate()
+        self._train = None   # the compiled update, traced at the first batch
+        self._exported_step = -1
+
+    def _open_checkpoints(self, fine_tune_from: Optional[str]) -> None:
+        """The checkpoint of the model, optimiser and counters: resumed from the newest one that
+        reads, or a new run, started from another run's weights with ``fine_tune_from``."""
+        self.checkpoint_dir = os.path.join(self.root_dir, "checkpoints")
         self.checkpoint = tf.train.Checkpoint(
             model=self.network.model, optimizer=self.agent.optimizer,
             train_step=self.agent.train_step_counter, frames=self.frames,
             nonfinite_updates=self.agent.nonfinite_updates)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir,
-                                                  max_to_keep=spec.train.checkpoints_to_keep)
+                                                  max_to_keep=self.spec.train.checkpoints_to_keep)
         resume = newest_readable_checkpoint(self.checkpoint_dir, say=lambda line: log(f"learner: {line}"))
         if resume:
             self.checkpoint.restore(resume).assert_existing_objects_matched()
@@ -108,17 +128,7 @@ class Learner:
                 f"{int(self.frames.numpy())} frames")
         elif fine_tune_from:
             log(f"learner: starting from the weights of {fine_tune_weights(self.network.model, fine_tune_from)}")
-        self.summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "summaries", "learner"))
-        self.client = reverb.Client(replay_address)
-        self.backoff = Backoff()
-        self.returns = collections.deque(maxlen=RETURN_WINDOW)
-        # Multi-level runs: the same window per level, and each level's game (None unless ALE).
-        self.level_returns = [collections.deque(maxlen=RETURN_WINDOW) for _ in spec.levels]
-        self.games = [game_name(env_id) for env_id in spec.levels]
-        self.game = self.games[0] if len(self.games) == 1 else None
         self._saved_step = self.train_step if resume else -1
-        self._exported_step = -1
-        self.fps = 0.0
 
     # ------------------------------------------------------------------ state
     @property
@@ -127,6 +137,31 @@ class Learner:
 
     def variables_finite(self) -> bool:
         return variables_finite(self.network.variables)
+
+    def progress(self) -> dict:
+        """Where training is: the counters, frames/s and the recent episode returns (the
+        values of the :class:`~pipelines.rl.learner_log.Progress` record, with the returns'
+        TensorBoard scalars)."""
+        return {"train_step": self.train_step, "frames": int(self.frames.numpy()),
+                "max_frames": self.spec.train.max_frames, "frames_per_second": self.rate.value,
+                "nonfinite_updates": int(self.agent.nonfinite_updates.numpy()), **self.returns.metrics()}
+
+    # ------------------------------------------------------------------ the update
+    def step(self, batch, first_use=None) -> dict:
+        """One V-trace update from one batch of trajectories (``first_use``: which of them are
+        sampled for the first time; all if None). Returns its metrics, named by TensorBoard
+        tag: the loss terms and diagnostics of :func:`update_metrics`, then
+        :meth:`progress` (frames, frames/s, the returns of the episodes finished so far)."""
+        t = self.spec.train
+        self.agent.set_progress(int(self.frames.numpy()) / t.max_frames)   # the learning-rate schedule
+        if self._train is None:
+            log("learner: first batch received; tracing the update (once per run)")
+            self._train = self.agent.compiled_train(t.batch_size, jit_compile=t.jit_compile)
+        info = self._train(batch)
+        self.frames.assign_add(consumed_frames(batch, t.unroll_length, first_use))
+        self.returns.add(finished_episode_returns(batch, t.unroll_length, first_use))
+        self.rate.update(int(self.frames.numpy()))
+        return {**update_metrics(info, self.agent.learning_rate), **self.progress()}
 
     # ------------------------------------------------------------------ outputs
     def save_checkpoint(self) -> Optional[str]:
@@ -184,73 +219,7 @@ class Learner:
             return True
         return False
 
-    def write_progress(self, fps: float) -> None:
-        write_json_atomic(os.path.join(self.root_dir, PROGRESS_FILE), {
-            "time": time.time(), "train_step": self.train_step, "frames": int(self.frames.numpy()),
-            "max_frames": self.spec.train.max_frames, "frames_per_second": fps,
-            "mean_return": float(np.mean(self.returns)) if self.returns else None,
-            "episodes": len(self.returns),
-            "nonfinite_updates": int(self.agent.nonfinite_updates.numpy()),
-            **self.level_progress()})
-
-    def level_progress(self) -> dict:
-        """Multi-level runs: each level's mean return (and HNS for ALE games) over its last
-        episodes, and the headline: the capped mean HNS over the games with episodes."""
-        if len(self.spec.levels) == 1:
-            return {}
-        levels, hns = {}, {}
-        for env_id, game, returns in zip(self.spec.levels, self.games, self.level_returns):
-            entry = {"episodes": len(returns), "mean_return": float(np.mean(returns)) if returns else None}
-            if game is not None and returns:
-                entry["human_normalized"] = hns[game] = human_normalized(game, entry["mean_return"])
-            levels[env_id] = entry
-        return {"levels": levels, "human_normalized": aggregate(hns) if hns else None}
-
-    def write_summaries(self, info, fps: float) -> None:
-        extra, step = info.extra, self.train_step
-        with self.summary_writer.as_default(step=step):
-            tf.summary.scalar("loss/total", info.loss)
-            for name in ("policy_gradient", "baseline", "entropy"):
-                tf.summary.scalar(f"loss/{name}", getattr(extra, name))
-            tf.summary.scalar("policy/entropy", extra.mean_entropy)
-            tf.summary.scalar("policy/mean_log_rho", extra.mean_log_rho)
-            tf.summary.scalar("policy/lag", extra.policy_lag)
-            tf.summary.scalar("learning_rate", self.agent.learning_rate)
-            tf.summary.scalar("gradient_norm", extra.gradient_norm)
-            for part, norm in extra.part_gradient_norms.items():
-                tf.summary.scalar(f"gradient_norm/{part}", norm)
-            if float(extra.attention_entropy) >= 0:
-                tf.summary.scalar("attention/entropy", extra.attention_entropy)
-            tf.summary.scalar("frames", self.frames)
-            tf.summary.scalar("frames_per_second", fps)
-            tf.summary.scalar("nonfinite_updates", self.agent.nonfinite_updates)
-            if self.returns:
-                mean_return = float(np.mean(self.returns))
-                tf.summary.scalar("episode_return", mean_return)
-                if self.game is not None:
-                    tf.summary.scalar("episode_return_human_normalized",
-                                      human_normalized(self.game, mean_return))
-            progress = self.level_progress()
-            for env_id, entry in progress.get("levels", {}).items():
-                name = env_id.replace("/", "_")
-                if entry["mean_return"] is not None:
-                    tf.summary.scalar(f"episode_return/{name}", entry["mean_return"])
-                if "human_normalized" in entry:
-                    tf.summary.scalar(f"episode_return_human_normalized/{name}", entry["human_normalized"])
-            if progress.get("human_normalized"):
-                tf.summary.scalar("episode_return_human_normalized_capped_mean",
-                                  progress["human_normalized"]["capped_mean"])
-        self.summary_writer.flush()
-
-    # ------------------------------------------------------------------ loop
-    def _reader(self) -> PrefetchingReader:
-        t = self.spec.train
-        reader = BatchReader(self.address, experience_spec(self.network), t.sequence_length,
-                             t.batch_size, timeout_ms=DATA_TIMEOUT_MS, with_first_use=True)
-        return PrefetchingReader(reader, PREFETCH_DEPTH,
-                                 on_error=lambda e: self.backoff.wait(
-                                     self.stop, f"reading from replay at {self.address}", e))
-
+    # ------------------------------------------------------------------ the service
     def run(self, max_steps: Optional[int] = None) -> int:
         t = self.spec.train
         log(f"learner: {self.spec.variant} agent on {t.env_id} ({self.num_actions} actions), batch "
@@ -262,7 +231,7 @@ class Learner:
                 self.update_loop(max_steps)
         finally:
             self.save_checkpoint()
-            self.write_progress(self.fps)
+            self.logger.write_record(self.progress())
         done = int(self.frames.numpy()) >= t.max_frames
         self.export()  # at the end and at a clean stop (Ctrl-C): the newest weights, ready to use
         if done:
@@ -272,63 +241,174 @@ class Learner:
         return 0
 
     def update_loop(self, max_steps: Optional[int]) -> None:
-        """Updates on batches from replay until max_frames, ``max_steps`` updates (this session)
-        or a stop request."""
+        """:meth:`step` on batches from replay until max_frames, ``max_steps`` updates (this
+        session) or a stop request; after each: the divergence rule, then the variable push,
+        the logger, the checkpoint and the export when each is due."""
         t = self.spec.train
-        train = self.agent.compiled_train(t.batch_size, jit_compile=t.jit_compile)
+        diverging = DivergenceGuard(self.agent, MAX_CONSECUTIVE_NONFINITE, self.checkpoint_dir)
+        push, export = Every(steps=t.variable_push_interval), Every(steps=t.export_interval_steps)
+        checkpoint = Every(secs=t.checkpoint_interval_secs)
+        self.rate = FrameRate()
         reader = self._reader()
-        start_time, start_frames = None, int(self.frames.numpy())
-        last_checkpoint, last_progress, steps = time.time(), 0.0, 0
-        skipped_in_a_row = 0
         try:
-            while (int(self.frames.numpy()) < t.max_frames and not self.stop.is_set()
-                   and (max_steps is None or steps < max_steps)):
-                read = reader.next_batch(self.stop.is_set)
-                if read is None:
-                    break
-                batch, first_use = read[0], read[1].numpy()
-                self.agent.set_progress(int(self.frames.numpy()) / t.max_frames)
-                self.backoff.reset()
-                if start_time is None:
-                    log("learner: first batch received; tracing the update (once per run)")
-                info = train(batch)
-                steps += 1
-                self.frames.assign_add(consumed_frames(batch, t.unroll_length, first_use))
-                if start_time is None:  # frames/s from the first update on (excludes tracing)
-                    start_time, start_frames = time.time(), int(self.frames.numpy())
-                extra = info.extra
-                for level, value in finished_episode_returns(batch, t.unroll_length, first_use):
-                    self.returns.append(value)
-                    self.level_returns[level].append(value)
-                if not bool(extra.applied.numpy()):
-                    skipped_in_a_row += 1
-                    log(f"learner: non-finite loss ({float(info.loss.numpy())}) or gradient norm "
-                        f"({float(extra.gradient_norm.numpy())}): update skipped "
-                        f"({int(self.agent.nonfinite_updates.numpy())} so far, {skipped_in_a_row} in a row)")
-                    if skipped_in_a_row >= MAX_CONSECUTIVE_NONFINITE:
-                        where = self.agent.first_nonfinite(batch)
-                        raise DivergenceError(
-                            f"{skipped_in_a_row} consecutive updates were non-finite; first non-finite "
-                            f"tensor: {where}. Training stopped; the last good checkpoint is kept in "
-                            f"{self.checkpoint_dir}. Lower learning_rate or gradient_clip, or check the "
-                            f"environment's rewards and observations")
-                else:
-                    skipped_in_a_row = 0
-                self.fps = (int(self.frames.numpy()) - start_frames) / max(time.time() - start_time, 1e-9)
-                if self.train_step % t.variable_push_interval == 0:
+            for batch, first_use in self._batches(reader, max_steps):
+                metrics = self.step(batch, first_use)
+                diverging.check(metrics, batch)
+                if push.due(metrics["train_step"]):
                     self.push()
-                if steps % t.summary_interval == 0:
-                    self.write_summaries(info, self.fps)
-                if time.time() - last_progress >= PROGRESS_INTERVAL_SECS:
-                    self.write_progress(self.fps)
-                    last_progress = time.time()
-                if time.time() - last_checkpoint >= t.checkpoint_interval_secs:
+                self.logger.write(metrics)
+                if checkpoint.due(metrics["train_step"]):
                     self.save_checkpoint()
-                    last_checkpoint = time.time()
-                if t.export_interval_steps and self.train_step % t.export_interval_steps == 0:
+                if export.due(metrics["train_step"]):
                     self.export()
         finally:
             reader.close()
+
+    def _reader(self) -> PrefetchingReader:
+        t = self.spec.train
+        reader = BatchReader(self.address, experience_spec(self.network), t.sequence_length,
+                             t.batch_size, timeout_ms=DATA_TIMEOUT_MS, with_first_use=True)
+        return PrefetchingReader(reader, PREFETCH_DEPTH,
+                                 on_error=lambda e: self.backoff.wait(
+                                     self.stop, f"reading from replay at {self.address}", e))
+
+    def _batches(self, reader: PrefetchingReader, max_steps: Optional[int]):
+        """``(batch, first_use)`` from ``reader`` while frames < max_frames, fewer than
+        ``max_steps`` were read and no stop was requested (also while waiting for one)."""
+        max_frames, read_so_far = self.spec.train.max_frames, 0
+        while (int(self.frames.numpy()) < max_frames and not self.stop.is_set()
+               and (max_steps is None or read_so_far < max_steps)):
+            read = reader.next_batch(self.stop.is_set)
+            if read is None:
+                return
+            self.backoff.reset()
+            read_so_far += 1
+            yield read[0], read[1].numpy()
+
+
+def update_metrics(info, learning_rate) -> dict:
+    """An update's loss terms and diagnostics (``VTraceLossInfo``) as numbers, named by
+    TensorBoard tag; the attention entropy only for agents with attention (others report -1)."""
+    extra = info.extra
+    metrics = {"loss/total": info.loss, "loss/policy_gradient": extra.policy_gradient,
+               "loss/baseline": extra.baseline, "loss/entropy": extra.entropy,
+               "policy/entropy": extra.mean_entropy, "policy/mean_log_rho": extra.mean_log_rho,
+               "policy/lag": extra.policy_lag, "learning_rate": learning_rate,
+               "gradient_norm": extra.gradient_norm,
+               **{f"gradient_norm/{part}": norm for part, norm in extra.part_gradient_norms.items()}}
+    if float(extra.attention_entropy) >= 0:
+        metrics["attention/entropy"] = extra.attention_entropy
+    return {name: float(np.asarray(value)) for name, value in metrics.items()}
+
+
+class DivergenceGuard:
+    """The divergence rule, applied to each update's metrics: a skipped (non-finite) update is
+    logged, and ``limit`` of them in a row stop training with :class:`DivergenceError`, naming
+    the first non-finite tensor of the last batch (the last good checkpoint is kept)."""
+
+    def __init__(self, agent: VTraceAgent, limit: int, checkpoint_dir: str):
+        self.agent, self.limit, self.checkpoint_dir = agent, limit, checkpoint_dir
+        self.skipped = int(agent.nonfinite_updates.numpy())
+        self.in_a_row = 0
+
+    def check(self, metrics: dict, batch) -> None:
+        skipped, self.skipped = metrics["nonfinite_updates"] > self.skipped, metrics["nonfinite_updates"]
+        if not skipped:
+            self.in_a_row = 0
+            return
+        self.in_a_row += 1
+        log(f"learner: non-finite loss ({metrics['loss/total']}) or gradient norm "
+            f"({metrics['gradient_norm']}): update skipped "
+            f"({metrics['nonfinite_updates']} so far, {self.in_a_row} in a row)")
+        if self.in_a_row >= self.limit:
+            raise DivergenceError(
+                f"{self.in_a_row} consecutive updates were non-finite; first non-finite "
+                f"tensor: {self.agent.first_nonfinite(batch)}. Training stopped; the last good "
+                f"checkpoint is kept in {self.checkpoint_dir}. Lower learning_rate or gradient_clip, "
+                f"or check the environment's rewards and observations")
+
+
+class Every:
+    """A schedule: due every ``steps`` train steps (0: never), or, with ``secs``, once that many
+    seconds have passed since it was created or last due."""
+
+    def __init__(self, steps: int = 0, secs: Optional[float] = None):
+        self.steps, self.secs, self._last = steps, secs, time.time()
+
+    def due(self, train_step: int) -> bool:
+        if self.secs is None:
+            return bool(self.steps) and train_step % self.steps == 0
+        if time.time() - self._last < self.secs:
+            return False
+        self._last = time.time()
+        return True
+
+
+class FrameRate:
+    """Frames consumed per second since the first update it counted (so that the update's
+    tracing is not in it)."""
+
+    def __init__(self):
+        self.value, self._start = 0.0, None
+
+    def update(self, frames: int) -> float:
+        now = time.time()
+        if self._start is None:
+            self._start = (now, frames)
+        self.value = (frames - self._start[1]) / max(now - self._start[0], 1e-9)
+        return self.value
+
+
+class RecentReturns:
+    """The returns of the last RETURN_WINDOW finished training episodes, and in a multi-level run
+    the same window per level, with human-normalised scores for ALE games."""
+
+    def __init__(self, levels):
+        self.levels = tuple(levels)
+        self.games = [game_name(env_id) for env_id in self.levels]   # None unless ALE
+        self.all = collections.deque(maxlen=RETURN_WINDOW)
+        self.per_level = [collections.deque(maxlen=RETURN_WINDOW) for _ in self.levels]
+
+    def add(self, finished) -> None:
+        """``finished``: ``[(level, return), ...]`` (:func:`finished_episode_returns`)."""
+        for level, value in finished:
+            self.all.append(value)
+            self.per_level[level].append(value)
+
+    def metrics(self) -> dict:
+        """The record's ``mean_return`` and ``episodes`` (and ``levels``, ``human_normalized``
+        in a multi-level run), then the same as TensorBoard scalars."""
+        record = {"mean_return": float(np.mean(self.all)) if self.all else None, "episodes": len(self.all)}
+        if len(self.levels) > 1:
+            record.update(self._per_level())
+        return {**record, **self._scalars(record)}
+
+    def _per_level(self) -> dict:
+        """Each level's mean return (and HNS for ALE games) over its last episodes, and the
+        headline: the capped mean HNS over the games with episodes."""
+        levels, hns = {}, {}
+        for env_id, game, returns in zip(self.levels, self.games, self.per_level):
+            entry = {"episodes": len(returns), "mean_return": float(np.mean(returns)) if returns else None}
+            if game is not None and returns:
+                entry["human_normalized"] = hns[game] = human_normalized(game, entry["mean_return"])
+            levels[env_id] = entry
+        return {"levels": levels, "human_normalized": aggregate(hns) if hns else None}
+
+    def _scalars(self, record: dict) -> dict:
+        scalars, mean = {}, record["mean_return"]
+        if mean is not None:
+            scalars["episode_return"] = mean
+            if len(self.games) == 1 and self.games[0] is not None:
+                scalars["episode_return_human_normalized"] = human_normalized(self.games[0], mean)
+        for env_id, entry in (record.get("levels") or {}).items():
+            name = env_id.replace("/", "_")
+            if entry["mean_return"] is not None:
+                scalars[f"episode_return/{name}"] = entry["mean_return"]
+            if "human_normalized" in entry:
+                scalars[f"episode_return_human_normalized/{name}"] = entry["human_normalized"]
+        if (record.get("human_normalized") or {}).get("capped_mean") is not None:
+            scalars[CAPPED_MEAN_TAG] = record["human_normalized"]["capped_mean"]
+        return scalars
 
 
 def consumed_frames(batch, unroll_length: int, first_use=None) -> int:
