@@ -96,13 +96,13 @@ class MaxPoolActionRepeat(gym.Wrapper):
         for k in range(self.repeat):
             total += ale.act(ale_action)
             stepped += 1
+            if k >= self.repeat - 2:   # (before the end checks: an end on the last frame keeps it)
+                ale.getScreenRGB(screens[k - (self.repeat - 2)])
             if ale.game_over(with_truncation=False):
                 terminated = True
                 break
             if ale.game_truncated():
                 break
-            if k >= self.repeat - 2:
-                ale.getScreenRGB(screens[k - (self.repeat - 2)])
         if stepped == self.repeat and self.repeat >= 2:
             frame = np.maximum(screens[0], screens[1])
         else:  # an early end, or no repeat: the current frame

@@ -31,6 +31,24 @@ from s3ta_tf.atomic_io import read_json_or_none
 FORWARD_BACKWARD = 3.0  # learner forward + backward ≈ 3 forwards (s3ta_tf.flops convention)
 
 
+def raw_vector_frames_per_second(env_id: str, num_envs: int = 16, seconds: float = 5.0) -> float:
+    """Emulator frames/s of ALE's vector environment (the actors' engine) stepping ``num_envs``
+    games with random actions on one thread, shrink to 64x64 included."""
+    import numpy as np
+    from agents.env_groups import AtariVectorGroup
+
+    group = AtariVectorGroup(env_id, list(range(num_envs)), (64, 64, 3))
+    rng = np.random.default_rng(0)
+    group.reset()
+    start, frames0 = time.perf_counter(), group.frame_count
+    while time.perf_counter() - start < seconds:
+        group.send(rng.integers(group.num_actions, size=num_envs).astype(np.int32))
+        group.recv()
+    rate = (group.frame_count - frames0) / (time.perf_counter() - start)
+    group.close()
+    return rate
+
+
 def raw_env_frames_per_second(env_id: str, seconds: float = 5.0) -> float:
     import numpy as np
     from agents.environments import make_environment
@@ -99,7 +117,31 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
         else:
             result[key.replace("frames", "frames_per_second")] = None
     result["train_steps"] = samples[-1]["train_step"] if samples else 0
+    result["actor_time_split"] = actor_time_split(root_dir)
+    result["learner"] = learner_figures(root_dir)
     return result
+
+
+def learner_figures(root_dir: str) -> dict:
+    """The learner's share of time waiting for data (``learner.json``) and its mean policy lag
+    (train steps between acting and learning, over its summaries' second half)."""
+    from pipelines.evaluation.curves import _summary_records
+
+    record = read_json_or_none(os.path.join(root_dir, "learner.json")) or {}
+    figures = {"batch_wait_fraction": record.get("batch_wait_fraction")}
+    events = os.path.join(root_dir, "summaries", "learner")
+    lags = [r["policy/lag"] for r in (_summary_records(events) if os.path.isdir(events) else []) if "policy/lag" in r]
+    figures["policy_lag"] = sum(lags[len(lags) // 2:]) / len(lags[len(lags) // 2:]) if lags else None
+    return figures
+
+
+def actor_time_split(root_dir: str) -> dict:
+    """The actors' wall time by part (emulation, inference, writing, replay_blocked, variables,
+    other; see ``pipelines.rl.actor.TimeSplit``), averaged over the actors."""
+    splits = [s["time_split"] for s in (read_json_or_none(p) or {} for p in
+                                        glob.glob(os.path.join(root_dir, "actors", "actor-*.json")))
+              if "time_split" in s]
+    return {k: sum(s[k] for s in splits) / len(splits) for k in splits[0]} if splits else {}
 
 
 def run_e2e_benchmark(out_path=None, args=None) -> dict:
@@ -117,14 +159,18 @@ def run_e2e_benchmark(out_path=None, args=None) -> dict:
     seconds = float(getattr(args, "seconds", None) or (150 if quick else 600))
     precision, precision_why = resolve_precision(getattr(args, "precision", None) or "auto")
     raw = raw_env_frames_per_second(env_id, seconds=3.0 if quick else 10.0)
+    raw_vector = raw_vector_frames_per_second(env_id, seconds=3.0 if quick else 10.0)
     peak = matmul_peak_gflops(tf.as_dtype(precision), seconds=2.0 if quick else 5.0)
-    measured = {p: measure_preset(env_id, p, agent, precision, seconds, raw, peak, getattr(args, "actors", None))
-                for p in presets}
+    variants = [""] + list(dict.fromkeys(getattr(args, "compare_set", None) or []))
+    measured = {p + (f" {v}" if v else ""): measure_preset(env_id, p, agent, precision, seconds, raw, peak,
+                                                             getattr(args, "actors", None), v.split())
+                for p in presets for v in variants}
     return {
         "benchmark": "e2e", "env": env_id, "agent": agent, "precision": precision,
         "precision_choice": precision_why, "cpu_flags": cpu_summary(), "cpu_count": os.cpu_count(),
         **measured[presets[0]],
         "raw_env_frames_per_second": raw,
+        "raw_vector_frames_per_second": raw_vector,
         "peak_gflops": peak,
         "presets": measured,
         "note": "frames are emulator frames (agent steps x action repeat); the compute bound counts the "
@@ -134,14 +180,15 @@ def run_e2e_benchmark(out_path=None, args=None) -> dict:
 
 
 def measure_preset(env_id: str, preset: str, agent: str, precision: str, seconds: float, raw: float,
-                   peak: float, actors=None) -> dict:
-    """One preset's end-to-end frames/s, its compute bound and both ratios."""
+                   peak: float, actors=None, overrides=()) -> dict:
+    """One preset's end-to-end frames/s, its compute bound and both ratios, with ``overrides``
+    (``KEY=VALUE`` strings, as ``--set`` takes them) applied."""
     from agents.impala.builder import RunSpec
     from agents.impala.config import train_config
     from s3ta_tf.flops import agent_step_flops
 
     actors = int(actors or train_config(preset).num_actors)
-    spec = RunSpec.from_args(preset, agent, env_id=env_id, precision=precision)
+    spec = RunSpec.from_args(preset, agent, list(overrides), env_id=env_id, precision=precision)
     env = spec.make_environment(seed=0)
     num_actions, frames_per_step = env.num_actions, env.frames_per_step
     env.close()
@@ -149,14 +196,16 @@ def measure_preset(env_id: str, preset: str, agent: str, precision: str, seconds
     root_dir = tempfile.mkdtemp(prefix="s3ta-bench-e2e-")
     try:
         train = measure_train(env_id, preset, agent, actors, seconds, warmup_seconds=seconds / 3,
-                              root_dir=root_dir, extra_args=("--precision", precision))
+                              root_dir=root_dir, extra_args=("--precision", precision,
+                                                             *sum((["--set", o] for o in overrides), [])))
     finally:
         shutil.rmtree(root_dir, ignore_errors=True)
     fps = train["learner_frames_per_second"] or train["actor_frames_per_second"]
-    print(f"e2e {preset}: {fps or 0:,.0f} frames/s end to end, raw ALE {raw:,.0f}, compute bound "
+    print(f"e2e {' '.join([preset, *overrides])}: {fps or 0:,.0f} frames/s end to end, raw ALE {raw:,.0f}, compute bound "
           f"{bound['frames_per_second']:,.0f}", flush=True)
     return {
-        "preset": preset, "actors": actors, "num_actions": num_actions, "frames_per_step": frames_per_step,
+        "preset": preset, "overrides": list(overrides), "actor_engine": spec.train.actor_engine,
+        "actor_groups": spec.train.actor_groups, "envs_per_actor": spec.train.envs_per_actor, "actors": actors, "num_actions": num_actions, "frames_per_step": frames_per_step,
         "feature_shape": list(spec.agent.feature_shape),
         "flops_per_step": agent_step_flops(spec.agent, spec.variant, num_actions)["total"],
         "frames_per_second": fps,

@@ -79,8 +79,11 @@ class RunSpec:
         """Builds one environment of every level and checks that they agree on the action set
         and the observation shape the model sees; returns the number of actions. ValueError
         naming the levels that differ otherwise (or an unknown id)."""
+        from agents.env_groups import uses_vector
+
         actions, shapes = {}, {}
         for level, env_id in enumerate(self.levels):
+            uses_vector(self.train.actor_engine, env_id, self.train.max_pool_frames)   # (ValueError if it cannot)
             env = self.make_environment(seed=self.train.seed, level=level)
             actions[env_id], shapes[env_id] = env.num_actions, tuple(env.observation_spec().shape)
             env.close()

@@ -23,6 +23,7 @@ from s3ta_tf.config.overrides import check_ranges, from_preset
 
 GRADIENT_CLIP_MODES = ("global_norm", "value")
 OPTIMIZERS = ("rmsprop", "adam")
+ACTOR_ENGINES = ("auto", "vector", "python")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,10 @@ class TrainConfig:
     # Actors.
     num_actors: int = 4
     envs_per_actor: int = 8
+    actor_engine: str = "auto"              # "vector": ALE's C++ batched emulator (agents.env_groups);
+                                            # "python": one gymnasium env after another; "auto": vector for ALE
+    actor_groups: int = 2                   # vector engine: groups stepped in the background while
+                                            # the others act (2: double buffering)
     variable_pull_interval: int = 50        # actor steps between variable pulls
     # Learner.
     max_frames: int = 2_000_000_000
@@ -85,6 +90,7 @@ class TrainConfig:
         if not self.env_ids:
             raise ValueError(f"train.env_id must name at least one environment, got {self.env_id!r}")
         positive = ("unroll_length", "batch_size", "queue_size", "replay_reuse", "num_actors", "envs_per_actor",
+                    "actor_groups",
                     "variable_pull_interval", "max_frames", "variable_push_interval",
                     "summary_interval", "checkpoints_to_keep")
         for name in positive:
@@ -103,6 +109,8 @@ class TrainConfig:
         for name in ("learning_rate", "rmsprop_epsilon", "gradient_clip"):
             if not getattr(self, name) > 0:   # (`not x > 0`: NaN is refused too)
                 raise ValueError(f"train.{name} must be > 0, got {getattr(self, name)}")
+        if self.actor_engine not in ACTOR_ENGINES:
+            raise ValueError(f"train.actor_engine must be one of {ACTOR_ENGINES}, got {self.actor_engine!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.gradient_clip_mode not in GRADIENT_CLIP_MODES:
@@ -123,7 +131,8 @@ class TrainConfig:
 
 # TrainConfig fields a resumed run may change: how long it runs and how it is spread over
 # processes, not what it learns (every other field must match the run's record).
-RESUMABLE_FIELDS = ("max_frames", "num_actors", "envs_per_actor", "queue_size", "variable_pull_interval",
+RESUMABLE_FIELDS = ("max_frames", "num_actors", "envs_per_actor", "actor_engine", "actor_groups",
+                    "queue_size", "variable_pull_interval",
                     "variable_push_interval", "summary_interval", "jit_compile", "checkpoint_interval_secs",
                     "checkpoints_to_keep", "export_interval_steps")
 

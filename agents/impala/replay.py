@@ -266,11 +266,17 @@ class WindowWriter:
         return cls(client.trajectory_writer(num_keep_alive_refs=unroll_length + 1),
                    unroll_length, table)
 
-    def append(self, step: dict, state: dict) -> bool:
-        """Appends one step; returns True when it completed (and enqueued) a trajectory."""
+    @property
+    def begins_window(self) -> bool:
+        """Whether the next appended step begins a window (only then is its state stored)."""
+        return self.steps % self.unroll_length == 0
+
+    def append(self, step: dict, state: Optional[dict]) -> bool:
+        """Appends one step (``state`` is only read when the step begins a window); returns
+        True when it completed (and enqueued) a trajectory."""
         T = self.unroll_length
         data = dict(step)
-        if self.steps % T == 0:  # this step begins a window
+        if self.begins_window:
             data[STATE_KEY] = state
         self.writer.append(data)
         self.steps += 1

@@ -41,6 +41,10 @@ def register(sub):
     p.add_argument("--compare-preset", action="append", default=[], metavar="PRESET", choices=RUN_PRESETS,
                    help="'e2e' only: also measure this preset in the same run, beside --preset (same raw ALE "
                         "rate and matmul peak; repeatable), e.g. --preset atari-cpu-fine --compare-preset atari-cpu")
+    p.add_argument("--compare-set", action="append", default=[], metavar="'KEY=VALUE ...'",
+                   help="'e2e' only: also measure every preset with these overrides (the --set grammar; several "
+                        "separated by spaces make one configuration; repeatable), for a before/after in one run, "
+                        "e.g. --compare-set train.actor_engine=python")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier numbers)")
     p.set_defaults(func=run)
 

@@ -18,6 +18,7 @@ reconnects and starts new trajectories at the current step.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -25,7 +26,6 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
-from tf_agents.environments import batched_py_environment
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
@@ -66,14 +66,15 @@ class EpisodeLog:
             with open(os.path.join(self.dir, f"episodes-{self.actor_id}.jsonl"), "a") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def status(self, frames: int, version: int, force: bool = False) -> None:
+    def status(self, frames: int, version: int, force: bool = False, split=None) -> None:
         now = time.time()
         if not self.dir or (not force and now - self._last_status < STATUS_INTERVAL_SECS):
             return
         self._last_status = now
         write_json_atomic(os.path.join(self.dir, f"actor-{self.actor_id}.json"), {
             "time": now, "actor": self.actor_id, "frames": int(frames), "episodes": self.episodes,
-            "frames_per_second": frames / max(now - self._start, 1e-9), "policy_version": version})
+            "frames_per_second": frames / max(now - self._start, 1e-9), "policy_version": version,
+            **({"time_split": split.fractions()} if split is not None else {})})
 
 
 class ReplayConnection:
@@ -161,79 +162,188 @@ def _wait_for_first_variables(replay: ReplayConnection, network, stop: StopFlag,
     return version
 
 
+class TimeSplit:
+    """Wall time of the actor's loop by what it was doing: waiting for the emulator, the policy
+    call, writing to replay (``replay_blocked``: the part of it spent waiting for room in the
+    queue), pulling variables, and the rest (bookkeeping)."""
+
+    PARTS = ("emulation", "inference", "writing", "replay_blocked", "variables")
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(self.PARTS, 0.0)
+        self._start = time.perf_counter()
+
+    def add(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[part] += now - since
+        return now
+
+    def fractions(self) -> dict:
+        total = max(time.perf_counter() - self._start, 1e-9)
+        split = {k: v / total for k, v in self.seconds.items()}
+        split["writing"] -= split["replay_blocked"]
+        split["other"] = max(0.0, 1.0 - sum(v for k, v in split.items()))
+        return split
+
+
+def make_groups(spec: RunSpec, actor_id: int, num_envs: int, level: int) -> list:
+    """The actor's environments in groups (see :mod:`agents.env_groups`): with ALE's vector
+    environment, ``train.actor_groups`` groups stepped in the background while the other groups
+    act; otherwise one group of per-environment wrappers."""
+    from agents.env_groups import AtariVectorGroup, PyEnvGroup, uses_vector
+
+    t, env_id = spec.train, spec.levels[level]
+    seeds = [spec.environment_seed(actor_id, j) for j in range(num_envs)]
+    if not uses_vector(t.actor_engine, env_id, t.max_pool_frames):
+        return [PyEnvGroup([spec.make_environment(seed, level) for seed in seeds])]
+    parts = np.array_split(np.asarray(seeds), min(t.actor_groups, num_envs))
+    return [AtariVectorGroup(env_id, list(part), spec.agent.observation_shape, noop_max=t.noop_max,
+                             sticky_actions=t.sticky_actions, full_action_space=t.full_action_space,
+                             max_episode_frames=t.max_episode_frames) for part in parts]
+
+
+@dataclasses.dataclass
+class GroupState:
+    """What the actor holds for one group between its steps."""
+    group: object
+    offset: int                      # index of the group's first environment in the actor
+    time_step: object = None
+    policy_state: object = None
+    step: object = None              # the policy step taken from ``time_step`` (its action sent)
+    version: int = -1                # the policy version that took ``step``
+    running_return: np.ndarray = None
+
+
+class Actor:
+    """K environments in G groups, one batched policy call per group step, one replay writer
+    per environment. See the module docstring for the protocol with the learner."""
+
+    def __init__(self, spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
+                 root_dir: Optional[str] = None, num_envs: Optional[int] = None):
+        self.spec, self.actor_id, self.stop = spec, actor_id, stop
+        num_envs = num_envs or spec.train.envs_per_actor
+        self.level = spec.actor_level(actor_id)
+        groups = make_groups(spec, actor_id, num_envs, self.level)
+        offsets = np.cumsum([0] + [g.num_envs for g in groups])
+        self.groups = [GroupState(g, int(o)) for g, o in zip(groups, offsets)]
+        self.network = spec.build_network(groups[0].num_actions)
+        self.policy = ActorCriticPolicy(self._time_step_spec(), tensor_spec.BoundedTensorSpec(
+            (), tf.int32, 0, groups[0].num_actions - 1), self.network)
+        self.policy_step = make_policy_step(self.policy)
+        self.episodes = EpisodeLog(actor_id, root_dir)
+        self.replay = ReplayConnection(replay_address, num_envs, spec.train.unroll_length, stop)
+        self.split, self.version, self.steps = TimeSplit(), -1, 0
+        log(f"actor {actor_id}: {num_envs} x {spec.levels[self.level]} ({groups[0].num_actions} actions"
+            + (f"; level {self.level} of {len(spec.levels)}" if len(spec.levels) > 1 else "")
+            + f"), {len(groups)} group(s) of {type(groups[0]).__name__}, {spec.variant} agent, "
+              f"replay at {replay_address}")
+
+    def _time_step_spec(self):
+        shape = tuple(self.spec.agent.observation_shape)
+        return ts.time_step_spec(tensor_spec.BoundedTensorSpec(shape, tf.uint8, 0, 255, "observation"))
+
+    @property
+    def frames(self) -> int:
+        return sum(g.group.frame_count for g in self.groups)
+
+    def run(self, max_steps: Optional[int] = None) -> int:
+        """Acts until ``stop`` is set (or every group has taken ``max_steps`` steps)."""
+        try:
+            if not self.replay.connect():
+                return 0
+            self.version = _wait_for_first_variables(self.replay, self.network, self.stop, self.actor_id)
+            for g in self.groups:
+                self._start_group(g)
+            while not self.stop.is_set() and (max_steps is None or self.steps < max_steps):
+                for g in self.groups:
+                    self._group_step(g)
+                self.steps += 1
+                if self.steps % self.spec.train.variable_pull_interval == 0:
+                    self._pull()
+                self.episodes.status(self.frames, self.version, split=self.split)
+        finally:
+            self.episodes.status(self.frames, self.version, force=True, split=self.split)
+            self.replay.close()
+            for g in self.groups:
+                g.group.close()
+            log(f"actor {self.actor_id}: stopped after {self.steps} steps ({self.stop.signal_name or 'done'})")
+        return 0
+
+    def _start_group(self, g: GroupState) -> None:
+        g.time_step = g.group.reset()
+        g.policy_state = self.policy.get_initial_state(g.group.num_envs)
+        g.running_return = np.zeros(g.group.num_envs, np.float32)
+        self._act(g)
+
+    def _act(self, g: GroupState) -> None:
+        """Counts the returns of ``g``'s current time step, computes its actions and sends them."""
+        g.running_return = np.where(g.time_step.step_type == ts.StepType.FIRST, 0.0,
+                                    g.running_return) + g.time_step.reward
+        for j in np.flatnonzero(g.time_step.step_type == ts.StepType.LAST):
+            self.episodes.episode(g.offset + int(j), float(g.running_return[j]),
+                                  int(g.group.episode_frames[j]), self.frames)
+        start, g.version = time.perf_counter(), self.version
+        g.step = self.policy_step(tf.nest.map_structure(tf.convert_to_tensor, g.time_step), g.policy_state)
+        action = g.step.action.numpy()
+        start = self.split.add("inference", start)
+        g.group.send(action)
+        self.split.add("emulation", start)
+
+    def _group_step(self, g: GroupState) -> None:
+        """Receives ``g``'s step, writes it to replay, and sends ``g``'s next actions."""
+        start = time.perf_counter()
+        next_time_step, stepped = g.group.recv()
+        start = self.split.add("emulation", start)
+        blocked = self._write(g, next_time_step, stepped)
+        self.split.add("writing", start)
+        if blocked:   # the learner trained while this write waited: act with its new variables
+            self._pull()
+        g.time_step, g.policy_state = next_time_step, g.step.state
+        self._act(g)
+
+    def _write(self, g: GroupState, next_time_step, stepped) -> bool:
+        """Appends the group's step to each environment's writer; True if a write had to wait
+        for room in the queue."""
+        info = tf.nest.map_structure(np.asarray, g.step.info)
+        action, time_step = g.step.action.numpy(), g.time_step
+        blocked = False
+        try:
+            for j in range(g.group.num_envs):
+                record = {
+                    "step_type": np.int32(time_step.step_type[j]),
+                    "observation": time_step.observation[j],
+                    "prev_action": np.int32(info["prev_action"][j]),
+                    "prev_reward": np.float32(info["prev_reward"][j]),
+                    "action": np.int32(action[j]),
+                    "behaviour_logits": info["behaviour_logits"][j],
+                    "reward": np.float32(next_time_step.reward[j]),
+                    "discount": np.float32(next_time_step.discount[j]),
+                    "policy_version": np.int64(g.version),
+                    "episode_return": np.float32(g.running_return[j]),
+                    "frames": np.int32(stepped[j]),
+                    "level": np.int32(self.level),
+                }
+                writer = self.replay.writers[g.offset + j]
+                state = as_numpy_state(info["network_state"], j) if writer.begins_window else None
+                if writer.append(record, state):
+                    start = time.perf_counter()
+                    blocked = self.replay.flush(writer) or blocked
+                    self.split.add("replay_blocked", start)
+        except ValueError:
+            raise
+        except Exception as e:  # noqa: BLE001 (the replay server failed: reconnect)
+            self.replay.backoff.wait(self.stop, "writing to replay", e)
+            self.replay.connect()
+        return blocked
+
+    def _pull(self) -> None:
+        start = time.perf_counter()
+        self.version = _pull(self.replay, self.network, self.version)
+        self.split.add("variables", start)
+
+
 def run_actor(spec: RunSpec, actor_id: int, replay_address: str, stop: StopFlag,
               root_dir: Optional[str] = None, num_envs: Optional[int] = None,
               max_steps: Optional[int] = None) -> int:
-    """Runs until ``stop`` is set (or ``max_steps`` agent steps). Returns an exit code."""
-    num_envs = num_envs or spec.train.envs_per_actor
-    level = spec.actor_level(actor_id)
-    envs = [spec.make_environment(spec.environment_seed(actor_id, j), level) for j in range(num_envs)]
-    batched = batched_py_environment.BatchedPyEnvironment(envs, multithreading=False)
-    network = spec.build_network(envs[0].num_actions)
-    time_step_spec = tensor_spec.from_spec(batched.time_step_spec())
-    policy = ActorCriticPolicy(time_step_spec, tensor_spec.from_spec(batched.action_spec()), network)
-    policy_step = make_policy_step(policy)
-    episodes = EpisodeLog(actor_id, root_dir)
-    replay = ReplayConnection(replay_address, num_envs, spec.train.unroll_length, stop)
-    log(f"actor {actor_id}: {num_envs} x {spec.levels[level]} ({envs[0].num_actions} actions"
-        + (f"; level {level} of {len(spec.levels)}" if len(spec.levels) > 1 else "")
-        + f"), {spec.variant} agent, replay at {replay_address}")
-
-    version = -1
-    time_step = batched.reset()
-    policy_state = policy.get_initial_state(num_envs)
-    running_return = np.zeros(num_envs, np.float32)
-    steps = 0
-    try:
-        if not replay.connect():
-            return 0
-        version = _wait_for_first_variables(replay, network, stop, actor_id)
-        while not stop.is_set() and (max_steps is None or steps < max_steps):
-            if steps and steps % spec.train.variable_pull_interval == 0:
-                version = _pull(replay, network, version)
-            running_return = np.where(time_step.step_type == ts.StepType.FIRST, 0.0,
-                                      running_return) + time_step.reward
-            for j in np.flatnonzero(time_step.step_type == ts.StepType.LAST):
-                episodes.episode(int(j), float(running_return[j]), envs[j].episode_frames,
-                                 sum(e.frame_count for e in envs))
-            step = policy_step(tf.nest.map_structure(tf.convert_to_tensor, time_step), policy_state)
-            action = step.action.numpy()
-            frames_before = [e.frame_count for e in envs]
-            next_time_step = batched.step(action)
-            stepped = [e.frame_count - f for e, f in zip(envs, frames_before)]
-            info = tf.nest.map_structure(np.asarray, step.info)
-            records = [{
-                "step_type": np.int32(time_step.step_type[j]),
-                "observation": time_step.observation[j],
-                "prev_action": np.int32(info["prev_action"][j]),
-                "prev_reward": np.float32(info["prev_reward"][j]),
-                "action": np.int32(action[j]),
-                "behaviour_logits": info["behaviour_logits"][j],
-                "reward": np.float32(next_time_step.reward[j]),
-                "discount": np.float32(next_time_step.discount[j]),
-                "policy_version": np.int64(version),
-                "episode_return": np.float32(running_return[j]),
-                "frames": np.int32(stepped[j]),
-                "level": np.int32(level),
-            } for j in range(num_envs)]
-            blocked = False
-            try:
-                for j, writer in enumerate(replay.writers):
-                    if writer.append(records[j], as_numpy_state(info["network_state"], j)):
-                        blocked = replay.flush(writer) or blocked
-            except ValueError:
-                raise
-            except Exception as e:  # noqa: BLE001 (the replay server failed: reconnect)
-                replay.backoff.wait(stop, "writing to replay", e)
-                replay.connect()
-            if blocked:  # the learner trained while this write waited: act with its new variables
-                version = _pull(replay, network, version)
-            time_step, policy_state = next_time_step, step.state
-            steps += 1
-            episodes.status(sum(e.frame_count for e in envs), version)
-    finally:
-        episodes.status(sum(e.frame_count for e in envs), version, force=True)
-        replay.close()
-        batched.close()
-        log(f"actor {actor_id}: stopped after {steps} steps ({stop.signal_name or 'done'})")
-    return 0
+    """Runs an :class:`Actor` until ``stop`` is set (or ``max_steps`` steps). Returns an exit code."""
+    return Actor(spec, actor_id, replay_address, stop, root_dir, num_envs).run(max_steps)

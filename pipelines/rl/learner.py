@@ -253,6 +253,7 @@ class Learner:
         try:
             for batch, first_use in self._batches(reader, max_steps):
                 metrics = self.step(batch, first_use)
+                metrics["batch_wait_fraction"] = self.waited / max(time.monotonic() - self.started, 1e-9)
                 diverging.check(metrics, batch)
                 if push.due(metrics["train_step"]):
                     self.push()
@@ -276,9 +277,12 @@ class Learner:
         """``(batch, first_use)`` from ``reader`` while frames < max_frames, fewer than
         ``max_steps`` were read and no stop was requested (also while waiting for one)."""
         max_frames, read_so_far = self.spec.train.max_frames, 0
+        self.started, self.waited = time.monotonic(), 0.0
         while (int(self.frames.numpy()) < max_frames and not self.stop.is_set()
                and (max_steps is None or read_so_far < max_steps)):
+            start = time.monotonic()
             read = reader.next_batch(self.stop.is_set)
+            self.waited += time.monotonic() - start
             if read is None:
                 return
             self.backoff.reset()

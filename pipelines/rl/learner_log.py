@@ -42,6 +42,7 @@ class Progress:
     mean_return: Optional[float] = None   # over the last finished training episodes
     episodes: int = 0                     # how many episodes that mean is over
     nonfinite_updates: int = 0
+    batch_wait_fraction: Optional[float] = None   # of the learner's time so far, spent waiting for data
     levels: Optional[dict] = None
     human_normalized: Optional[dict] = None
 
@@ -66,7 +67,7 @@ class Progress:
 # The record's fields that are not TensorBoard scalars: the step is the summaries' own step,
 # the others are counts or nested entries (the mean return's scalar is ``episode_return``).
 NOT_SUMMARISED = frozenset(f.name for f in dataclasses.fields(Progress)) - {
-    "frames", "frames_per_second", "nonfinite_updates"}
+    "frames", "frames_per_second", "nonfinite_updates", "batch_wait_fraction"}
 
 
 def read_progress(root_dir: str) -> Progress:
