@@ -297,7 +297,7 @@ def test_learner_step_returns_the_metrics_of_one_update_and_the_logger_writes_th
     assert set(metrics) == {
         "loss/total", "loss/policy_gradient", "loss/baseline", "loss/entropy", "policy/entropy",
         "policy/mean_log_rho", "policy/lag", "learning_rate", "gradient_norm", "attention/entropy",
-        "train_step", "frames", "max_frames", "frames_per_second", "nonfinite_updates",
+        "train_step", "frames", "max_frames", "frames_per_second", "nonfinite_updates", "batch_wait_fraction",
         "mean_return", "episodes", "episode_return"} | parts
     assert all(isinstance(v, (int, float)) and np.isfinite(v) for v in metrics.values()), metrics
     assert metrics["train_step"] == learner.train_step == 1 and metrics["nonfinite_updates"] == 0

@@ -67,8 +67,8 @@ class TrainConfig:
     envs_per_actor: int = 8
     actor_engine: str = "auto"              # "vector": ALE's C++ batched emulator (agents.env_groups);
                                             # "python": one gymnasium env after another; "auto": vector for ALE
-    actor_groups: int = 2                   # vector engine: groups stepped in the background while
-                                            # the others act (2: double buffering)
+    actor_groups: int = 1                   # vector engine: groups stepped in the background while the
+                                            # others act (2: double buffering; slower on 2 cores, PERFORMANCE.md)
     variable_pull_interval: int = 50        # actor steps between variable pulls
     # Learner.
     max_frames: int = 2_000_000_000

@@ -107,7 +107,7 @@ class Learner:
         self.client = reverb.Client(replay_address)
         self.backoff = Backoff()
         self.returns = RecentReturns(spec.levels)
-        self.rate = FrameRate()
+        self.rate, self.waiting = FrameRate(), WaitClock()
         self._train = None   # the compiled update, traced at the first batch
         self._exported_step = -1
 
@@ -144,7 +144,8 @@ class Learner:
         TensorBoard scalars)."""
         return {"train_step": self.train_step, "frames": int(self.frames.numpy()),
                 "max_frames": self.spec.train.max_frames, "frames_per_second": self.rate.value,
-                "nonfinite_updates": int(self.agent.nonfinite_updates.numpy()), **self.returns.metrics()}
+                "nonfinite_updates": int(self.agent.nonfinite_updates.numpy()),
+                "batch_wait_fraction": self.waiting.fraction(), **self.returns.metrics()}
 
     # ------------------------------------------------------------------ the update
     def step(self, batch, first_use=None) -> dict:
@@ -253,7 +254,6 @@ class Learner:
         try:
             for batch, first_use in self._batches(reader, max_steps):
                 metrics = self.step(batch, first_use)
-                metrics["batch_wait_fraction"] = self.waited / max(time.monotonic() - self.started, 1e-9)
                 diverging.check(metrics, batch)
                 if push.due(metrics["train_step"]):
                     self.push()
@@ -277,17 +277,32 @@ class Learner:
         """``(batch, first_use)`` from ``reader`` while frames < max_frames, fewer than
         ``max_steps`` were read and no stop was requested (also while waiting for one)."""
         max_frames, read_so_far = self.spec.train.max_frames, 0
-        self.started, self.waited = time.monotonic(), 0.0
+        self.waiting = WaitClock()
         while (int(self.frames.numpy()) < max_frames and not self.stop.is_set()
                and (max_steps is None or read_so_far < max_steps)):
-            start = time.monotonic()
-            read = reader.next_batch(self.stop.is_set)
-            self.waited += time.monotonic() - start
+            with self.waiting:
+                read = reader.next_batch(self.stop.is_set)
             if read is None:
                 return
             self.backoff.reset()
             read_so_far += 1
             yield read[0], read[1].numpy()
+
+
+class WaitClock:
+    """The share of wall time since it was made that was spent inside ``with clock:`` blocks."""
+
+    def __init__(self):
+        self.started, self.waited, self._entered = time.monotonic(), 0.0, None
+
+    def __enter__(self):
+        self._entered = time.monotonic()
+
+    def __exit__(self, *exc):
+        self.waited += time.monotonic() - self._entered
+
+    def fraction(self) -> float:
+        return self.waited / max(time.monotonic() - self.started, 1e-9)
 
 
 def update_metrics(info, learning_rate) -> dict:
