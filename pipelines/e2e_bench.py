@@ -6,11 +6,13 @@
    the GFLOP one emulator frame costs: per agent step, the actor's forward step plus the
    learner's forward + backward (3× forward, ``s3ta_tf.flops``) = 4× the step's FLOPs, spread
    over the 4 frames of the action repeat.
-3. **End to end**: ``s3ta train --env ENV --preset paper --agent attention`` with a queue no
+3. **End to end**: ``s3ta train --env ENV --preset PRESET --agent AGENT`` with a queue no
    larger than one batch (so actors are throttled to the learner's pace), run for
    ``seconds``; frames/s is measured between the learner's first and last progress reports
-   after a warm-up, from the frames it consumed (batch × unroll × 4 per update), and the
-   actors' own frame rate is reported alongside.
+   after a warm-up, from the frames it consumed, and the actors' own frame rate is reported
+   alongside, with the split of the actors' time (``pipelines.rl.actor.TimeSplit``), the
+   learner's share of time waiting for data and its policy lag. ``--compare-preset`` and
+   ``--compare-set`` add configurations measured in the same run.
 
 Reports frames/s, and the ratios to the raw ALE rate and to the compute bound.
 """

@@ -1,4 +1,7 @@
-"""The actor service: K environments stepped in lock-step with one batched policy call.
+"""The actor service: K environments in G groups (:mod:`agents.env_groups`), one batched
+policy call per group step. For ALE ids a group is ALE's C++ vector environment, which steps
+in the background between ``send`` and ``recv``; with G = 2 (``train.actor_groups``) one
+group's emulators run while the other group's results are written and its actions computed.
 
 The actor starts acting only once the learner has pushed its first variables (so every
 trajectory carries a real policy version), pulls the latest variables every
@@ -6,9 +9,9 @@ trajectory carries a real policy version), pulls the latest variables every
 the queue (the learner has trained meanwhile; acting on with the variables from before the
 wait would only add policy lag).
 
-Per agent step: one ``tf.function`` policy call on the ``[K, H, W, 3]`` batch, one step of
-each environment, and one appended step per environment writer (see
-:mod:`agents.impala.replay`). Every ``variable_pull_interval`` steps the actor pulls the
+Per group step: one ``tf.function`` policy call on the group's ``[B, H, W, 3]`` batch, one
+step of each of its environments, and one appended step per environment writer (see
+:mod:`agents.impala.replay`); each record carries the policy version that chose its action. Every ``variable_pull_interval`` steps the actor pulls the
 learner's latest variables. Finished episodes are reported to stdout and, when a root
 directory is given, appended to ``ROOT/actors/episodes-<id>.jsonl``; ``ROOT/actors/
 actor-<id>.json`` holds the actor's frame count and frames/s.
