@@ -186,6 +186,7 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
                                   float(optimizer.learning_rate.numpy()))
                 tf.summary.scalar("train/seq_len", t)
                 tf.summary.scalar("train/images_per_second", rate)
+            writer.flush()   # on disk now (TensorBoard and a watcher see it; the default waits 2 minutes)
         if step % tcfg.checkpoint_every == 0:
             save_finite(step)
     bar.close()

@@ -1,7 +1,0 @@
-#!/bin/bash
-# Pong, attention agent: LSTM input norm, entropy 0.002 (session 2026-12-01)
-cd "$(dirname "$0")/../.."
-exec .venv/bin/s3ta train --env ALE/Pong-v5 --preset atari-cpu --agent attention --max-frames 20000000 \
-  --actors 1 --envs-per-actor 16 --learner-threads 1 --root-dir runs/pE \
-  --set train.batch_size=8 --set train.queue_size=16 --set train.entropy_cost=0.002 \
-  --set train.learning_rate=5e-4 --set train.anneal_learning_rate=true --set model.lstm_input_norm=true
