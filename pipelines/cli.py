@@ -1,9 +1,11 @@
 """The ``s3ta`` command: one entry point, one module per subcommand.
 
 Each subcommand module exposes ``register(subparsers)`` which adds its parser and sets
-``func`` (called with the parsed args; returns an exit code). Modules are imported lazily
-only when listed here, so ``s3ta --help`` stays fast and a broken optional dependency
-of one subcommand does not break the others.
+``func`` (called with the parsed args; returns an exit code). Building the parser imports every
+module listed in ``SUBCOMMANDS``; the modules keep TensorFlow, Reverb, the environments and the
+plotting libraries out of their top level and import them inside the functions that run, so
+``s3ta --help`` loads only argparse, NumPy and the config dataclasses (tested in
+tests/test_layout.py), and a missing optional dependency fails only the subcommand that needs it.
 """
 from __future__ import annotations
 

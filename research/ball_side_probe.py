@@ -9,9 +9,10 @@ cross-entropy loss on its first three policy logits, Adam 5e-4, and its accuracy
 held-out environments. Knowing the ball's side of the paddle is what a Pong policy needs first;
 a model that cannot learn it from labels will not learn it from Pong's sparse rewards.
 
-    python results/pong-probe/ball_probe.py --steps 600 [--variants NAME=SET;SET ...] [--out FILE]
+    python research/ball_side_probe.py --steps 600 [--variants NAME=AGENT:SET;SET ...] [--out FILE]
 
-Prints a table (accuracy every --eval-every steps) and writes it as JSON.
+Prints a table (accuracy every --eval-every steps) and writes it as JSON (the run of LEARNING §10:
+results/pong-probe/ball_probe.json).
 """
 import argparse
 import json
@@ -118,8 +119,10 @@ def run_variant(name, agent, overrides, train, test, steps, batch, eval_every, s
     return curve
 
 
-def main():
+def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--envs", type=int, default=16, help="training environments")
+    p.add_argument("--test-envs", type=int, default=4, help="held-out environments")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--length", type=int, default=20)
@@ -128,9 +131,9 @@ def main():
     p.add_argument("--variants", nargs="*", default=list(VARIANTS),
                    help="names from VARIANTS, or NAME=AGENT:SET;SET for a new one")
     p.add_argument("--out", default=None)
-    args = p.parse_args()
-    train = sequences(*collect(16, args.collect_steps, seed=0), args.length)
-    test = sequences(*collect(4, args.collect_steps, seed=100), args.length)
+    args = p.parse_args(argv)
+    train = sequences(*collect(args.envs, args.collect_steps, seed=0), args.length)
+    test = sequences(*collect(args.test_envs, args.collect_steps, seed=100), args.length)
     prior = np.bincount(test[2][test[2] >= 0].ravel(), minlength=3) / (test[2] >= 0).sum()
     print(f"train sequences {len(train[0])}, held-out {len(test[0])}; held-out label shares {prior.round(3)} "
           f"(majority-class accuracy {prior.max():.3f})", flush=True)
@@ -148,6 +151,7 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
+    return results
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Probe a MiniGrid demo run (docs/LEARNING.md §7): does the policy depend on the frame, and
 where do the attention heads look?
 
-    python results/demo-probe/probe_demo.py RUN_DIR_OR_EXPORT [...]
+    python research/demo_probe.py RUN_DIR_OR_EXPORT [...] [--episodes 5] [--env ID]
 
-For each argument (a run directory with export/latest, or an export): the per-action policy
-probabilities over 5 sampled episodes (mean and std across steps), the value's spread, the
-attention entropy / log(h·w), the spread of the "what" and "where" logits across cells, and
-how many distinct cells each head's argmax visits in 40 steps.
+For each argument (a run directory with export/latest, an export, or anything ``s3ta analyze``
+loads): the per-action policy probabilities over sampled episodes (mean and std across steps),
+the value's spread, the attention entropy / log(h·w), the spread of the "what" and "where" logits
+across cells, and how many distinct cells each head's argmax visits in its first 40 steps.
 """
+import argparse
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
@@ -25,13 +25,13 @@ def softmax(x):
     return p / p.sum()
 
 
-def probe(path: str) -> None:
+def probe(path: str, episodes: int = 5, env_id: str = ENV) -> dict:
     export = os.path.join(path, "export", "latest") if os.path.isdir(os.path.join(path, "export")) else path
     st = load_stepper(export)
-    env = make_environment(ENV, seed=3, observation_shape=st.observation_shape)
+    env = make_environment(env_id, seed=3, observation_shape=st.observation_shape)
     rng = np.random.default_rng(0)
     probs, values, lengths, rows, cells = [], [], [], [], []
-    for _ in range(5):
+    for _ in range(episodes):
         ts, state, prev_a, prev_r, first, n = env.reset(), st.initial_state(1), 0, 0.0, True, 0
         while True:
             out, state = st.step(ts.observation[None], [prev_a], [prev_r], state, [first])
@@ -56,14 +56,27 @@ def probe(path: str) -> None:
     print("  episode lengths", lengths)
     print("  policy mean", probs.mean(0), " std across steps", probs.std(0))
     print(f"  value mean {np.mean(values):.3f} std {np.std(values):.3f}")
+    result = {"episode_lengths": lengths, "policy_mean": probs.mean(0).tolist(), "policy_std": probs.std(0).tolist(),
+              "value_std": float(np.std(values))}
     if rows:
         e, what, where = np.array(rows).mean(0)
         cells = np.array(cells)
         distinct = [len(set(cells[:, k].tolist())) for k in range(cells.shape[1])]
         print(f"  attention entropy/log(hw) {e:.3f}; what std {what:.3f}, where std {where:.3f}; "
               f"distinct argmax cells per head in {len(cells)} steps: {distinct}")
+        result.update(attention_entropy=float(e), what_std=float(what), where_std=float(where),
+                      distinct_cells=distinct)
+    return result
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--episodes", type=int, default=5)
+    p.add_argument("--env", default=ENV)
+    a = p.parse_args(argv)
+    return {path: probe(path, a.episodes, a.env) for path in a.paths}
 
 
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        probe(arg)
+    main()

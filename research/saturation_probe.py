@@ -1,48 +1,89 @@
-"""Probe of a Pong checkpoint: dead head units, the LSTM input scale, gate saturation, |c|.
+"""Probe of a checkpoint's policy side (docs/LEARNING.md §6): dead units of the heads' hidden layer,
+the LSTM's input scale, gate saturation, |c| and the value's spread, over steps of the model's own
+sampled policy.
 
-    PYTHONPATH=. python results/pong-pilots/probe_saturation.py RUN_ROOT
+    python research/saturation_probe.py RUN_ROOT [--env ALE/Pong-v5] [--steps 300]
+
+RUN_ROOT is a run's root (its checkpoints/ are read) or a checkpoint directory. Prints one line a
+measure and returns them as a dict.
 """
-import os, sys, numpy as np
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import tensorflow as tf
-from s3ta_tf.checkpoints import load_agent_net
-from agents.environments import make_environment
-run = sys.argv[1]
-model = load_agent_net(run + "/checkpoints")
-rec = {"heads_in": [], "hidden": [], "ap": []}
-orig_heads = model.heads.call
-def heads_call(x):
-    rec["heads_in"].append(np.asarray(x)); rec["hidden"].append(np.asarray(model.heads.torso(x)))
-    return orig_heads(x)
-model.heads.call = heads_call
-if hasattr(model, "answer_processor"):
-    orig_ap = model.answer_processor.call
-    def ap_call(x, *a, **k):
-        y = orig_ap(x, *a, **k); rec["ap"].append(np.asarray(y)); return y
-    model.answer_processor.call = ap_call
-env = make_environment("ALE/Pong-v5", seed=3, observation_shape=model.config.observation_shape)
-t = env.reset(); state = model.initial_state(1); a, r, first = 0, 0.0, True
-rng = np.random.default_rng(0); vals = []
-for i in range(300):
-    out, state = model.step(t.observation[None], np.array([a], np.int32), np.array([r], np.float32), state, np.array([first]))
-    p = tf.nn.softmax(out["logits"][0]).numpy(); vals.append(float(out["value"][0]))
-    a = int(rng.choice(len(p), p=p)); first = False
-    t = env.step(np.int32(a)); r = float(t.reward)
-    if t.is_last(): first = True; t = env.reset()
-H = np.concatenate(rec["hidden"]); X = np.concatenate(rec["heads_in"])
-print(run, model.variant)
-print(" heads hidden units never active: %d / %d" % ((H.max(0) <= 0).sum(), H.shape[1]))
-print(" heads hidden active fraction per sample: %.3f" % (H > 0).mean())
-print(" heads input std across steps (mean over units): %.4f; |x| mean %.3f" % (X.std(0).mean(), np.abs(X).mean()))
-if "lstm_c" in state:
-    print(" lstm |h| >0.95 fraction: %.3f; |c| mean %.2f" % ((np.abs(X) > 0.95).mean(), np.abs(np.asarray(state["lstm_c"])).mean()))
-if rec["ap"]:
-    A = np.concatenate(rec["ap"]); print(" answer_processor units never active: %d / %d; std across steps %.4f" % ((A.max(0) <= 0).sum(), A.shape[1], A.std(0).mean()))
-print(" value: mean %.3f std %.3f" % (np.mean(vals), np.std(vals)))
-if rec["ap"]:
-    A = np.concatenate(rec["ap"])
-    gates = A @ model.core.input_kernel.numpy()
-    i, f, g, o = np.split(gates, 4, axis=1)
-    print(" answer_processor output: mean %.2f, max %.1f, L2 norm per step %.1f" % (A.mean(), A.max(), np.linalg.norm(A, axis=1).mean()))
-    print(" gate pre-activations from x: |f| mean %.2f, |g| mean %.2f, |i| mean %.2f; sigmoid(f+1) mean %.3f" % (
-        np.abs(f).mean(), np.abs(g).mean(), np.abs(i).mean(), (1 / (1 + np.exp(-(f + 1)))).mean()))
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from agents.environments import make_environment  # noqa: E402
+from s3ta_tf.checkpoints import load_agent_net  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("--env", default="ALE/Pong-v5")
+    p.add_argument("--steps", type=int, default=300)
+    a = p.parse_args(argv)
+    directory = os.path.join(a.run, "checkpoints") if os.path.isdir(os.path.join(a.run, "checkpoints")) else a.run
+    model = load_agent_net(directory)
+    rec = {"heads_in": [], "hidden": [], "ap": []}
+    heads_call = model.heads.call
+
+    def recording_heads(x):
+        rec["heads_in"].append(np.asarray(x))
+        rec["hidden"].append(np.asarray(model.heads.torso(x)))
+        return heads_call(x)
+    model.heads.call = recording_heads
+    if hasattr(model, "answer_processor"):
+        ap_call = model.answer_processor.call
+
+        def recording_ap(x, *args, **kwargs):
+            y = ap_call(x, *args, **kwargs)
+            rec["ap"].append(np.asarray(y))
+            return y
+        model.answer_processor.call = recording_ap
+    env = make_environment(a.env, seed=3, observation_shape=model.config.observation_shape)
+    t, state, action, reward, first = env.reset(), model.initial_state(1), 0, 0.0, True
+    rng, values = np.random.default_rng(0), []
+    for _ in range(a.steps):
+        out, state = model.step(t.observation[None], np.array([action], np.int32), np.array([reward], np.float32),
+                                state, np.array([first]))
+        probs = tf.nn.softmax(out["logits"][0]).numpy().astype(np.float64)
+        values.append(float(out["value"][0]))
+        action, first = int(rng.choice(len(probs), p=probs / probs.sum())), False
+        t = env.step(np.int32(action))
+        reward = float(t.reward)
+        if t.is_last():
+            first, t = True, env.reset()
+    hidden, x = np.concatenate(rec["hidden"]), np.concatenate(rec["heads_in"])
+    r = {"variant": model.variant, "heads_dead": int((hidden.max(0) <= 0).sum()), "heads_units": hidden.shape[1],
+         "heads_active": float((hidden > 0).mean()), "heads_input_std": float(x.std(0).mean()),
+         "heads_input_abs": float(np.abs(x).mean()), "value_mean": float(np.mean(values)),
+         "value_std": float(np.std(values))}
+    print(a.run, model.variant)
+    print(f" heads hidden units never active: {r['heads_dead']} / {r['heads_units']}")
+    print(f" heads hidden active fraction per sample: {r['heads_active']:.3f}")
+    print(f" heads input std across steps (mean over units): {r['heads_input_std']:.4f}; |x| mean "
+          f"{r['heads_input_abs']:.3f}")
+    if "lstm_c" in state:
+        r["lstm_h_saturated"] = float((np.abs(x) > 0.95).mean())
+        r["lstm_c_abs"] = float(np.abs(np.asarray(state["lstm_c"])).mean())
+        print(f" lstm |h| >0.95 fraction: {r['lstm_h_saturated']:.3f}; |c| mean {r['lstm_c_abs']:.2f}")
+    if rec["ap"]:
+        ap = np.concatenate(rec["ap"])
+        r["answers_dead"], r["answers_std"] = int((ap.max(0) <= 0).sum()), float(ap.std(0).mean())
+        print(f" answer_processor units never active: {r['answers_dead']} / {ap.shape[1]}; std across steps "
+              f"{r['answers_std']:.4f}")
+        gates = ap @ model.core.input_kernel.numpy()
+        i, f, g, _ = np.split(gates, 4, axis=1)
+        r["forget_gate_open"] = float((1 / (1 + np.exp(-(f + 1)))).mean())
+        print(f" answer_processor output: mean {ap.mean():.2f}, max {ap.max():.1f}, L2 norm per step "
+              f"{np.linalg.norm(ap, axis=1).mean():.1f}")
+        print(f" gate pre-activations from x: |f| mean {np.abs(f).mean():.2f}, |g| mean {np.abs(g).mean():.2f}, "
+              f"|i| mean {np.abs(i).mean():.2f}; sigmoid(f+1) mean {r['forget_gate_open']:.3f}")
+    print(f" value: mean {r['value_mean']:.3f} std {r['value_std']:.3f}")
+    return r
+
+
+if __name__ == "__main__":
+    main()

@@ -187,8 +187,11 @@ def load_agent_net(directory: str) -> AgentNet:
     return model
 
 
-load_agent = load_agent_net   # the older name
+def __getattr__(name):
+    if name == "load_agent":   # removed in 0.2.0
+        raise AttributeError("s3ta_tf.checkpoints.load_agent was removed in 0.2.0; use load_agent_net")
+    raise AttributeError(f"module 's3ta_tf.checkpoints' has no attribute {name!r}")
 
 
 __all__ = ["RUN_FILE", "has_model_record", "model_from_record", "save_checkpoint", "checkpoint_paths",
-           "checkpoint_fault", "newest_readable_checkpoint", "restore_model", "load_agent_net", "load_agent"]
+           "checkpoint_fault", "newest_readable_checkpoint", "restore_model", "load_agent_net"]

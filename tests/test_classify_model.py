@@ -35,7 +35,7 @@ def test_presets_hold_the_spec_numbers():
 
 
 def test_overrides_by_section_and_errors():
-    cfg = classify_config("small", ["model.num_heads=3", "batch_size=16", "seq_len=6"])
+    cfg = classify_config("small", ["model.num_heads=3", "train.batch_size=16"], seq_len=6)
     assert cfg.model.num_heads == 3 and cfg.train.batch_size == 16 and cfg.seq_len == 6
     with pytest.raises(ValueError, match="ambiguous|in no section"):
         classify_config("small", ["nonsense=1"])

@@ -23,7 +23,7 @@ from pipelines.classify.config import classify_config
 
 # Tiny and fast: 3 colour-coded ImageNet classes at 32x32, batch 8.
 TINY = ["train.batch_size=8", "train.summary_every=1", "train.checkpoint_every=4",
-        "train.learning_rate=0.02", "data.shuffle_buffer=16", "seq_len=3",
+        "train.learning_rate=0.02", "data.shuffle_buffer=16",
         "train.curriculum_seq_len=2", "train.curriculum_steps=3"]
 
 
@@ -33,7 +33,7 @@ def imagenet_run(tmp_path_factory):
     manual = make_imagenet_archives(str(root / "manual"), per_class=4, num_val=3)
     paths = {"manual": manual, "data": str(root / "data"), "run": str(root / "run"),
              "root": root}
-    cfg = classify_config("small", TINY)
+    cfg = classify_config("small", TINY, seq_len=3)
     data = load_dataset("imagenet2012", paths["data"], manual)
     x, y = next(iter(make_pipeline(data, "train", cfg.data, 12, training=False,
                                    repeat=False)))
@@ -67,7 +67,7 @@ def test_checkpoints_atomic_and_resume(imagenet_run):
     assert second["resumed_from"] == 6 and second["step"] == 8
     assert second["checkpoint"].endswith("ckpt-8")
     # A run directory holding another model config refuses to resume.
-    other = classify_config("small", TINY + ["model.num_heads=3"])
+    other = classify_config("small", TINY + ["model.num_heads=3"], seq_len=3)
     with pytest.raises(ValueError, match="different model config"):
         train(other, "imagenet2012", paths["data"], paths["run"], paths["manual"], steps=9,
               progress=False)

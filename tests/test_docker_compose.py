@@ -219,11 +219,11 @@ def test_host_settings_reach_the_services(compose, name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["learner", "actor"])
-def test_old_override_variables_still_reach_the_services(compose, name, monkeypatch, capsys):
-    host = {"S3TA_MODEL_SET": "observation_shape=40,40,3", "S3TA_TRAIN_SET": "batch_size=4 seed=3"}
-    args = parse_service(compose, name, host, monkeypatch)
-    assert run_overrides(args) == ["model.observation_shape=40,40,3", "train.batch_size=4", "train.seed=3"]
-    assert "S3TA_SET" in capsys.readouterr().err   # the warning names the new spelling
+@pytest.mark.parametrize("var, section", [("S3TA_MODEL_SET", "model"), ("S3TA_TRAIN_SET", "train")])
+def test_removed_override_variables_are_refused_by_the_services(compose, name, var, section, monkeypatch):
+    args = parse_service(compose, name, {var: "seed=3"}, monkeypatch)   # passed on, not dropped
+    with pytest.raises(ValueError, match=f"{var} was removed in 0.2.0; use S3TA_SET with {section}.FIELD=VALUE"):
+        run_overrides(args)
 
 
 def test_cli_parser_rejects_unknown_subcommand():

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from s3ta_tf import agent_config, build_agent_net
-from s3ta_tf.checkpoints import load_agent, save_checkpoint
+from s3ta_tf.checkpoints import load_agent_net, save_checkpoint
 from s3ta_tf.export import export_saved_model, load_metadata
 
 A = 4
@@ -90,7 +90,7 @@ def test_checkpoint_round_trip_and_export_from_checkpoint_cli(tmp_path):
     model = build_agent_net(agent_config("small"), "lstm", A)
     ckpt = tmp_path / "ckpt"
     save_checkpoint(str(ckpt), model, step=7)
-    restored = load_agent(str(ckpt))
+    restored = load_agent_net(str(ckpt))
     for a, b in zip(model.get_weights(), restored.get_weights()):
         assert np.array_equal(a, b)
     out = tmp_path / "exported"

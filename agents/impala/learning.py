@@ -29,10 +29,13 @@ A step whose ``step_type`` is LAST starts no transition (TF-Agents' next step is
 there ρ = c = 0 and γ = 0, so v_t = V(x_t) and the policy-gradient advantage is 0 — the
 step only serves as the bootstrap V(x_T) of the step before it (truncation bootstraps).
 
-Loss (agents.impala.losses, summed over time and batch): L_π + 0.5·L_V + 0.01·L_H. Gradients are
-clipped by global norm (1280) or by value; the update is skipped — and counted in
-``nonfinite_updates`` — whenever the loss or any gradient is not finite. RMSProp as in
-IMPALA: TF1's RMSProp (ε = 0.01 inside the square root, mean-square initialised to 1).
+Loss (agents.impala.losses, summed over time and batch): L_π + c_V·L_V + c_H·L_H, the weights
+``TrainConfig.baseline_cost`` and ``entropy_cost``. Gradients are clipped to
+``TrainConfig.gradient_clip``, by global norm or by value (``gradient_clip_mode``); the update is
+skipped — and counted in ``nonfinite_updates`` — whenever the loss or any gradient is not finite.
+The optimiser is ``TrainConfig.optimizer``: Adam, or RMSProp as in IMPALA (TF1's RMSProp, its ε
+inside the square root and its mean square initialised to ``rmsprop_initial_mean_square``). The
+numbers of each preset are in agents/impala/config.py.
 """
 from __future__ import annotations
 

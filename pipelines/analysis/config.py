@@ -4,7 +4,7 @@
 before a saliency frame, perturbations on a stride-5 grid, a Gaussian mask of σ = 5 px
 blending in a copy of the frame blurred with σ = 3 px. ``small`` is the same analysis
 with short runs and a coarse grid, for tests and quick looks. Any field can be overridden
-with ``--set field=value``.
+with ``--set analysis.field=value``.
 """
 from __future__ import annotations
 

@@ -160,7 +160,7 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
     sal_times = sal.saliency_frame_indices(cfg, steps)
     if not sal_times:
         _log(f"analyze: {steps} steps leave no frame after the {cfg.saliency_warmup}-frame warm-up; "
-             "saliency skipped (run more steps or --set saliency_warmup=...)")
+             "saliency skipped (run more steps or --set analysis.saliency_warmup=...)")
     has_attention = _has_attention(stepper)
     # the probe is checked before the long work, not after it
     probe = ns.plan_probe(sprite, cfg, steps, stepper.observation_shape[:2]) if has_attention else None

@@ -11,8 +11,8 @@ Three presets, all data:
 - ``small``: a tiny ResNet v2 on 32×32 images, T = 4, for tests and quick learning checks.
 
 Overrides use the project's grammar ``section.field=value`` (``model.num_heads=2``,
-``train.batch_size=64``, ``data.image_size=64``; T is ``--seq-len``); a bare ``field=value`` is
-still accepted, with a warning, when exactly one section has it, and so is ``seq_len=N``.
+``train.batch_size=64``, ``data.image_size=64``; T is ``--seq-len``); a bare ``field=value`` or
+``seq_len=N`` (the spellings before 0.2.0) is refused with an error naming the new spelling.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from s3ta_tf.config.classifier import ClassifierModelConfig
-from s3ta_tf.config.overrides import apply_overrides, check_ranges, from_dict, split_sections, warn
+from s3ta_tf.config.overrides import apply_overrides, check_ranges, from_dict, split_sections
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,15 +155,13 @@ _SECTIONS = ("model", "data", "train")
 
 
 def _split_overrides(cfg: ClassifyConfig, items) -> dict:
-    """Groups ``section.field=value`` strings by section; ``seq_len=N`` (warned) is the top level."""
-    top = [it for it in items or () if it.split("=", 1)[0].strip() == "seq_len"]
-    for item in top:
-        warn(f"override {item!r}: use --seq-len {item.split('=', 1)[1].strip()} (a bare seq_len=N "
-             f"override is an old spelling)")
-    grouped = split_sections({s: getattr(cfg, s) for s in _SECTIONS},
-                             [it for it in items or () if it not in top])
-    grouped["top"] = top
-    return grouped
+    """Groups ``section.field=value`` strings by section; a bare ``seq_len=N`` (removed in 0.2.0)
+    raises ValueError naming ``--seq-len N``."""
+    for item in items or ():
+        if item.split("=", 1)[0].strip() == "seq_len":
+            raise ValueError(f"override {item!r}: a bare seq_len=N was removed in 0.2.0; use "
+                             f"--seq-len {item.split('=', 1)[1].strip()}")
+    return split_sections({s: getattr(cfg, s) for s in _SECTIONS}, items)
 
 
 def classify_config(preset: str = "small", overrides=None,
@@ -176,7 +174,6 @@ def classify_config(preset: str = "small", overrides=None,
     grouped = _split_overrides(cfg, overrides)
     changes = {s: apply_overrides(getattr(cfg, s), grouped[s]) for s in _SECTIONS}
     cfg = dataclasses.replace(cfg, **changes)
-    cfg = apply_overrides(cfg, grouped["top"]) if grouped["top"] else cfg
     if seq_len is not None:
         cfg = dataclasses.replace(cfg, seq_len=int(seq_len))
     return cfg

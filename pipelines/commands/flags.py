@@ -6,8 +6,9 @@ only the flags that are theirs alone.
 Overrides have one grammar everywhere: ``--set section.field=value`` (repeatable), with the
 sections of the command: ``model`` and ``train`` for the training services (``s3ta train``,
 ``learner``, ``actor``), ``model`` for ``describe``/``export``, ``analysis`` for ``analyze``,
-``model``/``data``/``train`` for ``classify train``. The old spellings (a bare ``field=value``,
-``--train-set field=value``, ``S3TA_MODEL_SET``/``S3TA_TRAIN_SET``) still work, with a warning.
+``model``/``data``/``train`` for ``classify train``. The spellings removed in 0.2.0 (a bare
+``field=value``, ``--train-set field=value``, ``S3TA_MODEL_SET``/``S3TA_TRAIN_SET``) are refused
+with a one-line error naming the new spelling.
 
 The training services read their defaults from environment variables too, so that docker
 compose (or any launcher) can drive them without flags::
@@ -32,14 +33,14 @@ import os
 
 from agents.impala.config import TRAIN_PRESETS, TrainConfig
 from s3ta_tf.config import AGENT_PRESETS, AGENT_VARIANTS, agent_config
-from s3ta_tf.config.overrides import join_sections, qualify, split_sections, warn
+from s3ta_tf.config.overrides import join_sections, split_sections
 from s3ta_tf.precision import PRECISION_CHOICES, precision_overrides
 
 DEFAULT_REPLAY_PORT = 8000
 RUN_PRESETS = sorted(set(TRAIN_PRESETS) & set(AGENT_PRESETS))
 RUN_SECTIONS = {"model": AGENT_PRESETS["paper"], "train": TrainConfig}
-# Old spellings of S3TA_SET (read with a warning): variable -> the section its items belong to.
-OLD_SET_VARS = {"S3TA_MODEL_SET": "model", "S3TA_TRAIN_SET": "train"}
+# Variables removed in 0.2.0 (refused when set): variable -> the section their items belonged to.
+REMOVED_SET_VARS = {"S3TA_MODEL_SET": "model", "S3TA_TRAIN_SET": "train"}
 PRESET_HELP = ("'paper' (SPEC numbers, 210x160 input), 'atari-cpu' (the same agent narrowed, 64x64 "
                "input, Adam: Atari on a few CPU cores; 8x8 attention maps), 'atari-cpu-fine' (atari-cpu "
                "with 16x16 attention maps) or 'small' (64x64 input, narrow layers: tests, quick runs, the demo)")
@@ -156,23 +157,32 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                   extra="; the choice is logged and recorded in run.json")
     add_set(g, "model (AgentConfig), train (TrainConfig)",
             "--set model.observation_shape=40,40,3 --set train.learning_rate=1e-3", env_var="S3TA_SET")
-    g.add_argument("--train-set", dest="train_overrides", action="append", default=[],
-                   metavar="FIELD=VALUE", help="old spelling of --set train.FIELD=VALUE")
+    g.add_argument("--train-set", action=_Removed, help=argparse.SUPPRESS,
+                   new_spelling="--set train.FIELD=VALUE")
+
+
+class _Removed(argparse.Action):
+    """A flag removed in 0.2.0: kept out of --help, and refused, naming its new spelling, if given."""
+
+    def __init__(self, option_strings, dest, new_spelling: str, **kwargs):
+        super().__init__(option_strings, argparse.SUPPRESS, nargs="?", default=argparse.SUPPRESS, **kwargs)
+        self.new_spelling = new_spelling
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(2, f"{parser.prog}: error: {option_string} was removed in 0.2.0; use {self.new_spelling}\n")
+
+
+def refuse_removed_variables() -> None:
+    """ValueError naming S3TA_SET when a variable removed in 0.2.0 (:data:`REMOVED_SET_VARS`) is set."""
+    for var, section in REMOVED_SET_VARS.items():
+        if env(var):
+            raise ValueError(f"{var} was removed in 0.2.0; use S3TA_SET with {section}.FIELD=VALUE items")
 
 
 def run_overrides(args) -> list:
-    """All ``section.field=value`` overrides of the run flags, old spellings converted (with a
-    warning) and validated against the sections."""
-    items = list(args.overrides)
-    for var, section in OLD_SET_VARS.items():
-        old = env(var, "").split()
-        if old:
-            warn(f"{var} is an old spelling: use S3TA_SET with {section}.FIELD=VALUE")
-            items += qualify(section, old)
-    if args.train_overrides:
-        warn("--train-set FIELD=VALUE is an old spelling: use --set train.FIELD=VALUE")
-        items += qualify("train", args.train_overrides)
-    return join_sections(split_sections(RUN_SECTIONS, items))
+    """All ``section.field=value`` overrides of the run flags, validated against the sections."""
+    refuse_removed_variables()
+    return join_sections(split_sections(RUN_SECTIONS, args.overrides))
 
 
 def run_spec_from_args(args):

@@ -5,8 +5,8 @@ import os
 import time
 
 from agents.impala.config import DEMO
-from pipelines.commands.flags import (OLD_SET_VARS, add_fine_tune, add_max_frames, add_root_dir, add_run_args,
-                                      env, run_spec_from_args)
+from pipelines.commands.flags import (add_fine_tune, add_max_frames, add_root_dir, add_run_args,
+                                      refuse_removed_variables, run_spec_from_args)
 
 def register(sub):
     p = sub.add_parser(
@@ -42,8 +42,8 @@ def register(sub):
 
 def _apply_demo(args) -> bool:
     """With no run-configuration flags (and no S3TA_* variables), selects the demo run."""
-    if (args.env_id or args.preset or args.overrides or args.train_overrides
-            or any(env(var) for var in OLD_SET_VARS)):
+    refuse_removed_variables()   # set, they would otherwise be ignored in favour of the demo
+    if args.env_id or args.preset or args.overrides:
         return False
     args.env_id, args.preset, args.agent = DEMO["env_id"], DEMO["preset"], DEMO["agent"]
     args.overrides = list(DEMO["overrides"])

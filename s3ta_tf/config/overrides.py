@@ -2,8 +2,8 @@
 
 Every command that takes ``--set`` groups its configs into named sections (``model`` and
 ``train`` for RL runs; ``model``, ``data`` and ``train`` for classification; ``analysis``) and
-reads ``--set section.field=value``. A bare ``field=value`` (the old spelling) is still
-accepted when exactly one section has that field, with a warning naming the full form.
+reads ``--set section.field=value``. A bare ``field=value`` (the spelling before 0.2.0) is
+refused with an error naming the full form.
 
 Values are parsed against the field's declared type: ``int``, ``float``, ``bool``
 (``true/false/1/0/yes/no``), ``str``, and tuples of those written as comma lists
@@ -134,11 +134,11 @@ def split_sections(sections: Mapping[str, Any], items: Iterable[str] | None,
                    warn: Optional[Callable[[str], None]] = warn) -> dict:
     """Groups ``section.field=value`` strings by section: ``{section: ["field=value", ...]}``.
 
-    ``sections`` maps each section name to its config dataclass (class or instance). A bare
-    ``field=value`` is resolved to the one section that has ``field`` (and ``warn`` is told the
-    full spelling); an unknown section, or a bare field that no section or several sections
-    have, raises ValueError naming the override and the sections. A field set more than once
-    keeps its last value (:func:`last_of_each`: ``warn`` names it and its values)."""
+    ``sections`` maps each section name to its config dataclass (class or instance). An
+    unknown section, or a bare ``field=value`` (removed in 0.2.0), raises ValueError naming the
+    override and its full spelling (or the sections, when no section or several have the field).
+    A field set more than once keeps its last value (:func:`last_of_each`: ``warn`` names it and
+    its values)."""
     grouped = {name: [] for name in sections}
     fields = {name: {f.name for f in dataclasses.fields(cfg)} for name, cfg in sections.items()}
     names = tuple(sections)
@@ -156,14 +156,12 @@ def split_sections(sections: Mapping[str, Any], items: Iterable[str] | None,
             grouped[section].append(f"{field}={value}")
             continue
         owners = [name for name in names if key in fields[name]]
-        if len(owners) != 1:
-            where = "in no section" if not owners else f"in several sections ({', '.join(owners)})"
-            raise ValueError(f"override {item!r}: field {key!r} is {where}; write it as "
-                             f"section.field=value with section one of {', '.join(names)}")
-        if warn is not None:
-            warn(f"override {item!r}: write it as {owners[0]}.{key}={value} "
-                 f"(bare field names are an old spelling)")
-        grouped[owners[0]].append(f"{key}={value}")
+        if len(owners) == 1:
+            raise ValueError(f"override {item!r}: a bare field=value was removed in 0.2.0; use "
+                             f"--set {owners[0]}.{key}={value}")
+        where = "in no section" if not owners else f"in several sections ({', '.join(owners)})"
+        raise ValueError(f"override {item!r}: field {key!r} is {where}; write it as "
+                         f"section.field=value with section one of {', '.join(names)}")
     return {name: last_of_each(name, group, warn) for name, group in grouped.items()}
 
 
@@ -185,11 +183,3 @@ def join_sections(grouped: Mapping[str, Iterable[str]]) -> list:
     """The inverse of :func:`split_sections`: ``["section.field=value", ...]``, section by section."""
     return [f"{section}.{item}" for section, items in grouped.items() for item in items]
 
-
-def qualify(section: str, items: Iterable[str] | None) -> list:
-    """``["field=value"]`` -> ``["section.field=value"]`` (items already qualified are kept)."""
-    out = []
-    for item in items or ():
-        key = item.split("=", 1)[0]
-        out.append(item if "." in key else f"{section}.{item}")
-    return out

@@ -2,6 +2,11 @@
 ablations and the ResNet baselines) and the supervised classifier."""
 from s3ta_tf.models.agent_net import AgentNet, build_agent_net
 
-Agent, build_agent = AgentNet, build_agent_net  # the names before the layout by feature
+__all__ = ["AgentNet", "build_agent_net"]
 
-__all__ = ["AgentNet", "build_agent_net", "Agent", "build_agent"]
+
+def __getattr__(name):
+    from s3ta_tf import REMOVED_NAMES
+    if name in REMOVED_NAMES:   # removed in 0.2.0
+        raise AttributeError(f"s3ta_tf.models.{name} was removed in 0.2.0; use {REMOVED_NAMES[name]}")
+    raise AttributeError(f"module 's3ta_tf.models' has no attribute {name!r}")
