@@ -37,7 +37,7 @@ def raw_vector_frames_per_second(env_id: str, num_envs: int = 16, seconds: float
     """Emulator frames/s of ALE's vector environment (the actors' engine) stepping ``num_envs``
     games with random actions on one thread, shrink to 64x64 included."""
     import numpy as np
-    from agents.env_groups import AtariVectorGroup
+    from agents.environments import AtariVectorGroup
 
     group = AtariVectorGroup(env_id, list(range(num_envs)), (64, 64, 3))
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""The actor's environment groups (agents/env_groups.py) against the per-environment path, and
+"""The actor's environment groups (agents/environments/groups.py) against the per-environment path, and
 a real actor process stepping ALE's vector environment in two double-buffered groups, its
 trajectories replayed by the learner's network (real ALE, real Reverb on localhost)."""
 from __future__ import annotations
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from tf_agents.trajectories import time_step as ts
 
-from agents.env_groups import AtariVectorGroup, PyEnvGroup, batch_block_max, uses_vector
-from agents.environments import _resize, make_environment
+from agents.environments import (AtariVectorGroup, PyEnvGroup, batch_block_max, make_environment, resize_frame,
+                                 uses_vector)
 from agents.impala.builder import RunSpec
+from agents.impala.config import ReplaySettings
 from agents.impala.replay import TRAJECTORY_TABLE, experience_spec, make_dataset
 from agents.impala.variables import push_variables
 from pipelines.rl.replay import start_server
@@ -108,7 +109,7 @@ def test_batch_block_max_is_the_per_frame_block_max():
     out = batch_block_max(frames, SHAPE)
     assert out.shape == (3, 64, 64, 3)
     for i in range(3):
-        np.testing.assert_array_equal(out[i], _resize(frames[i], SHAPE, "max"))
+        np.testing.assert_array_equal(out[i], resize_frame(frames[i], SHAPE, "max"))
 
 
 def test_engine_choice_and_refusal():
@@ -130,7 +131,7 @@ def test_actor_process_with_two_vector_groups_writes_trajectories_the_learner_ca
     windows continue into the next, carry the policy version that acted, count 4 frames per
     step, and the learner's unroll from the stored recurrent state reproduces the behaviour
     logits (each group's state stays with its own environments)."""
-    server = start_server(0, queue_size=64)
+    server = start_server(0, ReplaySettings(64))
     try:
         address = f"localhost:{server.port}"
         spec = RunSpec.from_args("small", "attention", MODEL_SET + ["train.unroll_length=5", "train.noop_max=0"], env_id="ALE/Pong-v5",

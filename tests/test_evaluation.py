@@ -121,7 +121,7 @@ def test_seeds_reproduce_and_every_episode_is_recorded(tmp_path):
 
 
 def test_a_model_with_the_wrong_action_count_is_refused():
-    with pytest.raises(ValueError, match="6 actions but the model was trained with 18"):
+    with pytest.raises(ValueError, match="6 actions but the model has 18; use --full-action-space"):
         evaluate_game(UniformStepper(18), "ALE/Pong-v5", Protocol(episodes=1, num_envs=1))
 
 

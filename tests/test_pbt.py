@@ -112,9 +112,10 @@ def _experience(spec, network, batch, seed):
 
 @pytest.fixture()
 def replay():
+    from agents.impala.config import ReplaySettings
     from pipelines.rl.replay import start_server
 
-    server = start_server(0, queue_size=16)
+    server = start_server(0, ReplaySettings(16))
     yield f"localhost:{server.port}"
     server.stop()
 

@@ -20,6 +20,7 @@ from pipelines.rl.learner import Learner
 from pipelines.rl.lifecycle import StopFlag
 from pipelines.rl.replay import start_server
 from agents.impala.builder import RunSpec
+from agents.impala.config import ReplaySettings
 from agents.impala.replay import TRAJECTORY_TABLE, WindowWriter, make_dataset
 from agents.impala.variables import assign_variables, pull_variables, push_variables
 
@@ -38,7 +39,7 @@ def tiny_spec(*train_set) -> RunSpec:
 
 @pytest.fixture()
 def server():
-    s = start_server(0, queue_size=16)
+    s = start_server(0, ReplaySettings(16))
     yield s
     s.stop()
 
@@ -56,6 +57,37 @@ def test_windows_overlap_by_the_bootstrap_step_and_store_the_first_state(server)
     np.testing.assert_array_equal(batch.x.numpy(), [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]])
     np.testing.assert_array_equal(batch.initial_state["h"].numpy(), [[0, 0], [3, 3], [6, 6]])
     writer.close()
+
+
+def test_step_records_have_the_fields_and_dtypes_of_the_experience_spec():
+    """What the actor stores of one batched step (agents.impala.replay.step_records, from a real
+    policy step on a real environment group) is every per-step field of experience_spec, in its
+    dtype and shape."""
+    from tf_agents.specs import tensor_spec
+    from agents.environments import PyEnvGroup
+    from agents.impala.policies import ActorCriticPolicy
+    from agents.impala.replay import per_step_fields, step_records
+
+    spec = tiny_spec()
+    group = PyEnvGroup([spec.make_environment(seed, 0) for seed in (1, 2)])
+    network = spec.build_network(group.num_actions)
+    observation = tensor_spec.BoundedTensorSpec(spec.agent.observation_shape, tf.uint8, 0, 255, "observation")
+    policy = ActorCriticPolicy(ts.time_step_spec(observation),
+                               tensor_spec.BoundedTensorSpec((), tf.int32, 0, group.num_actions - 1), network)
+    time_step = group.reset()
+    step = policy.action(tf.nest.map_structure(tf.convert_to_tensor, time_step), policy.get_initial_state(2))
+    group.send(step.action.numpy())
+    outcome, frames = group.recv()
+    info = tf.nest.map_structure(np.asarray, step.info)
+    records = step_records(time_step, info, step.action.numpy(), outcome, frames, 3, np.zeros(2, np.float32), 0)
+    experience = experience_spec(network)
+    assert len(records) == 2
+    for record in records:
+        assert sorted(record) == sorted(per_step_fields(experience))
+        for name, value in record.items():
+            field = getattr(experience, name)
+            assert (value.dtype, value.shape) == (field.dtype.as_numpy_dtype, tuple(field.shape)), name
+    group.close()
 
 
 def test_batch_reader_keeps_items_across_waits_and_stops_on_request(server):
@@ -99,7 +131,7 @@ def test_replay_reuse_samples_each_trajectory_k_times_and_counts_its_frames_once
     from pipelines.rl.learner import consumed_frames, finished_episode_returns
 
     reuse, batch_size, batches = 3, 2, 12
-    server = start_server(0, queue_size=8, reuse=reuse, min_size=batch_size)
+    server = start_server(0, ReplaySettings(8, reuse=reuse, min_size=batch_size))
     address = f"localhost:{server.port}"
     Spec = collections.namedtuple("Spec", ["x", "frames", "step_type", "episode_return", "level",
                                            "initial_state"])
@@ -155,13 +187,15 @@ def test_replay_reuse_is_checked_where_it_is_set():
         tiny_spec("train.replay_reuse=2", "train.batch_size=16", "train.queue_size=16")
     with pytest.raises(ValueError, match="train.replay_reuse must be >= 1, got 0"):
         tiny_spec("train.replay_reuse=0")
-    with pytest.raises(ValueError, match=r"queue_size \(4\) must be >= 2 x min_size \(4\) when reuse > 1"):
-        make_tables(4, reuse=2, min_size=4)
+    with pytest.raises(ValueError, match=r"queue_size \(4\) must be >= 2 x min_size \(4\) with reuse=2"):
+        make_tables(ReplaySettings(4, reuse=2, min_size=4))
+    with pytest.raises(ValueError, match=r"--queue-size \(4\) must be >= 2 x --min-size \(4\) with --reuse=2"):
+        ReplaySettings(4, reuse=2, min_size=4).check(ReplaySettings.FLAGS)
     # A reused run's replay server gets the table from the launcher's command line.
     from pipelines.rl.launcher import Launcher
     import tempfile
     with tempfile.TemporaryDirectory() as root:
-        launcher = Launcher(root, [], 1, 100, queue_size=32, replay_reuse=4, batch_size=8, progress=False)
+        launcher = Launcher(root, [], 1, 100, replay=ReplaySettings(32, reuse=4, min_size=8), progress=False)
         assert launcher.replay.argv[-6:] == ["--queue-size", "32", "--reuse", "4", "--min-size", "8"]
         launcher._reservation.release()
 

@@ -11,14 +11,15 @@ group B's results, writes them to replay and computes B's next actions. Each gro
                                              each environment stepped for it
     frame_count    emulator frames stepped by the group since it was made
 
-Time steps follow the TF-Agents convention of :mod:`agents.environments`: observations uint8
-``[B, H, W, 3]``, rewards float32 (raw), discount float32 (0 at termination, 1 otherwise,
+Time steps follow the TF-Agents convention of :mod:`agents.environments.adapter`: observations
+uint8 ``[B, H, W, 3]``, rewards float32 (raw), discount float32 (0 at termination, 1 otherwise,
 truncation included), step_type int32 FIRST / MID / LAST; the step after a LAST begins a new
 episode (its action is ignored and its frames are the reset's no-ops).
 
 * :class:`AtariVectorGroup` — ALE's own batched emulator (``ale_py.vector_env.AtariVectorEnv``):
   C++ threads step the group off the GIL, with the same action repeat, max over the last two
-  frames, minimal action set, sticky actions and episode cap as :func:`make_environment`, and
+  frames, minimal action set, sticky actions and episode cap as
+  :func:`agents.environments.factory.make_environment`, and
   the same block-maximum shrink to the model's input (done here on the whole batch: ALE's own
   resize averages, and a Pong ball shrunk that way fades to a faint dot). Two differences
   from the per-environment path, both in how an episode starts: the random no-ops at a reset
@@ -26,7 +27,7 @@ episode (its action is ignored and its frames are the reset's no-ops).
   ``noop_max`` no-op agent steps) and the first observation after them is one frame (no max);
   and ALE seeds its emulator from the seed directly. With ``noop_max = 0`` and no sticky
   actions the two paths produce the same observations, rewards and episode ends for the same
-  actions (tests/test_env_groups.py).
+  actions (tests/test_actor_groups.py).
 * :class:`PyEnvGroup` — the per-environment path for every other id (MiniGrid, any gymnasium
   env) or when asked: :class:`GymnasiumEnvironment` s stepped one after the other in
   ``recv()`` (``send`` only stores the actions), so nothing overlaps but the interface is the
@@ -39,20 +40,11 @@ from typing import List, Sequence
 import numpy as np
 from tf_agents.trajectories import time_step as ts
 
+from agents.environments import registry
+from agents.environments.resize import batch_block_max, normalise_shape
+
 FIRST, MID, LAST = (np.int32(ts.StepType.FIRST), np.int32(ts.StepType.MID), np.int32(ts.StepType.LAST))
 SEED_MODULUS = 2 ** 31 - 1   # ALE takes a non-negative int32 seed
-
-
-def batch_block_max(frames: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """``[B, H, W, 3]`` uint8 frames shrunk to ``[B, h, w, 3]`` by the per-channel maximum of
-    each output pixel's block (the batched form of ``agents.environments._resize(..., "max")``)."""
-    from agents.environments import _block_indices
-
-    h, w = int(shape[0]), int(shape[1])
-    if frames.shape[1:3] == (h, w):
-        return frames
-    rows, cols = _block_indices(frames.shape[1], h), _block_indices(frames.shape[2], w)
-    return frames[:, rows].max(axis=2)[:, :, cols].max(axis=3)
 
 
 def _time_step(step_type, reward, discount, observation) -> ts.TimeStep:
@@ -67,7 +59,7 @@ class AtariVectorGroup:
       seeds: one seed per environment (the first reset; later resets continue each stream).
       observation_shape: ``(H, W, 3)`` the model sees (block-maximum shrink from 210×160).
       frame_skip, noop_max, sticky_actions, full_action_space, max_episode_frames: as in
-        :func:`agents.environments.make_environment` (None: the ALE defaults there).
+        :func:`agents.environments.factory.make_environment` (None: the ALE defaults).
       num_threads: emulator threads of this group (0: one per environment, capped by ALE).
     """
 
@@ -75,19 +67,18 @@ class AtariVectorGroup:
                  frame_skip=None, noop_max=None, sticky_actions: bool = False,
                  full_action_space: bool = False, max_episode_frames=None, num_threads: int = 1):
         from ale_py.vector_env import AtariVectorEnv
-        from agents import environments as E
 
-        frame_skip = E.ALE_FRAME_SKIP if frame_skip is None else int(frame_skip)
-        noop_max = E.ALE_NOOP_MAX if noop_max is None else int(noop_max)
+        frame_skip = registry.ALE_FRAME_SKIP if frame_skip is None else int(frame_skip)
+        noop_max = registry.ALE_NOOP_MAX if noop_max is None else int(noop_max)
         self.num_envs, self.frames_per_step = len(seeds), frame_skip
-        self.observation_shape = E._normalise_shape(observation_shape)
+        self.observation_shape = normalise_shape(observation_shape)
         self._env = AtariVectorEnv(
-            ale_game(env_id), self.num_envs, num_threads=num_threads, img_height=210, img_width=160,
+            registry.ale_game(env_id), self.num_envs, num_threads=num_threads, img_height=210, img_width=160,
             grayscale=False, stack_num=1, frameskip=frame_skip, maxpool=True,
             noop_max=noop_max * frame_skip, reward_clipping=False, use_fire_reset=False, episodic_life=False,
-            repeat_action_probability=E.STICKY_ACTION_PROBABILITY if sticky_actions else 0.0,
+            repeat_action_probability=registry.STICKY_ACTION_PROBABILITY if sticky_actions else 0.0,
             full_action_space=full_action_space,
-            max_num_frames_per_episode=max_episode_frames or E.ALE_MAX_EPISODE_FRAMES)
+            max_num_frames_per_episode=max_episode_frames or registry.ALE_MAX_EPISODE_FRAMES)
         self.num_actions = int(self._env.single_action_space.n)
         self._seeds = np.asarray([int(s) % SEED_MODULUS for s in seeds], np.int64)
         self._last = np.zeros(self.num_envs, bool)        # the previous step ended an episode
@@ -141,7 +132,7 @@ class AtariVectorGroup:
 
 
 class PyEnvGroup:
-    """:class:`agents.environments.GymnasiumEnvironment` s stepped in turn, as a group."""
+    """:class:`agents.environments.adapter.GymnasiumEnvironment` s stepped in turn, as a group."""
 
     def __init__(self, envs: List):
         from tf_agents.environments import batched_py_environment
@@ -174,26 +165,14 @@ class PyEnvGroup:
         self._batched.close()
 
 
-def ale_game(env_id: str) -> str:
-    """The ROM name of an ALE v5 id (``ALE/SpaceInvaders-v5`` → ``space_invaders``)."""
-    from agents.environments import _gym_make
-
-    env = _gym_make(env_id)
-    try:
-        return env.spec.kwargs["game"]
-    finally:
-        env.close()
-
-
 def uses_vector(engine: str, env_id: str, max_pool_frames: bool = True) -> bool:
     """Whether ``engine`` ("auto", "vector" or "python") steps ``env_id`` with ALE's vector
     environment: "auto" does for ALE ids (with the max over the last two frames)."""
-    from agents.environments import is_ale_id
     from agents.impala.config import ACTOR_ENGINES
 
     if engine not in ACTOR_ENGINES:
         raise ValueError(f"train.actor_engine must be one of {ACTOR_ENGINES}, got {engine!r}")
-    ale = is_ale_id(env_id)
+    ale = registry.is_ale_id(env_id)
     if engine == "vector" and not (ale and max_pool_frames):
         raise ValueError(f"train.actor_engine='vector' steps ALE ids ('ALE/<Game>-v5') with "
                          f"train.max_pool_frames=true; '{env_id}' needs actor_engine='python' or 'auto'")

@@ -61,16 +61,19 @@ class RunSpec:
         level gets a fixed share (``actor_id mod number of levels``)."""
         return int(actor_id) % len(self.levels)
 
-    def make_environment(self, seed: Optional[int], level: int = 0):
-        """One environment of the run (``levels[level]``), observations resized to the model's
-        input shape."""
-        from agents.environments import make_environment
+    def environment_settings(self) -> dict:
+        """The run's environment options (the keywords of
+        :func:`agents.environments.make_environment`)."""
         t = self.train
-        return make_environment(self.levels[level], seed=seed, full_action_space=t.full_action_space,
-                                sticky_actions=t.sticky_actions, noop_max=t.noop_max,
-                                max_episode_frames=t.max_episode_frames,
-                                observation_shape=self.agent.observation_shape,
-                                max_pool_frames=t.max_pool_frames)
+        return dict(full_action_space=t.full_action_space, sticky_actions=t.sticky_actions,
+                    noop_max=t.noop_max, max_episode_frames=t.max_episode_frames,
+                    max_pool_frames=t.max_pool_frames)
+
+    def make_environment(self, seed: Optional[int], level: int = 0):
+        """One environment of the run (``levels[level]``) as its model plays it."""
+        from agents.environments import environment_for
+        return environment_for(self.agent.observation_shape, self.levels[level], seed,
+                               **self.environment_settings())
 
     def environment_seed(self, actor_id: int, index: int) -> int:
         return self.train.seed * 1_000_003 + actor_id * 1_000 + index
@@ -79,7 +82,7 @@ class RunSpec:
         """Builds one environment of every level and checks that they agree on the action set
         and the observation shape the model sees; returns the number of actions. ValueError
         naming the levels that differ otherwise (or an unknown id)."""
-        from agents.env_groups import uses_vector
+        from agents.environments import uses_vector
 
         actions, shapes = {}, {}
         for level, env_id in enumerate(self.levels):
@@ -102,7 +105,7 @@ class RunSpec:
     # ---- the replay tables
     def make_tables(self) -> list:
         from agents.impala.replay import make_tables
-        return make_tables(self.train.queue_size, self.train.replay_reuse, self.train.batch_size)
+        return make_tables(self.train.replay)
 
     # ---- the run record (run.json)
     def to_json(self, num_actions: int) -> dict:

@@ -65,7 +65,7 @@ class TrainConfig:
     # Actors.
     num_actors: int = 4
     envs_per_actor: int = 8
-    actor_engine: str = "auto"              # "vector": ALE's C++ batched emulator (agents.env_groups);
+    actor_engine: str = "auto"              # "vector": ALE's C++ batched emulator (agents.environments.groups);
                                             # "python": one gymnasium env after another; "auto": vector for ALE
     actor_groups: int = 1                   # vector engine: groups stepped in the background while the
                                             # others act (2: double buffering; slower on 2 cores, PERFORMANCE.md)
@@ -119,14 +119,66 @@ class TrainConfig:
         if self.queue_size < self.batch_size:
             raise ValueError(f"train.queue_size ({self.queue_size}) must be >= train.batch_size "
                              f"({self.batch_size})")
-        if self.replay_reuse > 1 and self.queue_size < 2 * self.batch_size:
-            raise ValueError(f"train.queue_size ({self.queue_size}) must be >= 2 x train.batch_size "
-                             f"({self.batch_size}) with train.replay_reuse={self.replay_reuse}")
+        self.replay.check(ReplaySettings.TRAIN_NAMES)
 
     @property
     def sequence_length(self) -> int:
         """Steps stored per trajectory: the unroll plus the bootstrap step shared with the next."""
         return self.unroll_length + 1
+
+    @property
+    def replay(self) -> "ReplaySettings":
+        """The replay table's settings of this run."""
+        return ReplaySettings(self.queue_size, self.replay_reuse, self.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplaySettings:
+    """The trajectory table's settings, the one form in which the run's configuration, the
+    launcher, the replay command and the table itself (``agents.impala.replay.make_tables``)
+    know them.
+
+    ``queue_size``: trajectories the table holds. ``reuse``: times the learner samples each
+    trajectory (1: IMPALA's FIFO queue, each sampled once). ``min_size``: with ``reuse`` > 1,
+    trajectories stored before the learner may sample, and about how far the actors may run
+    ahead of it (a run uses its learner's batch size).
+    """
+    queue_size: int = TrainConfig.queue_size
+    reuse: int = 1
+    min_size: int = 1
+
+    NAMES = {"queue_size": "queue_size", "reuse": "reuse", "min_size": "min_size"}
+    TRAIN_NAMES = {"queue_size": "train.queue_size", "reuse": "train.replay_reuse", "min_size": "train.batch_size"}
+    FLAGS = {"queue_size": "--queue-size", "reuse": "--reuse", "min_size": "--min-size"}
+
+    @classmethod
+    def from_flags(cls, args) -> "ReplaySettings":
+        """The settings of ``s3ta replay``'s flags, checked (errors name the flags)."""
+        return cls(args.queue_size, args.reuse, args.min_size).check(cls.FLAGS)
+
+    def check(self, names: Optional[dict] = None) -> "ReplaySettings":
+        """ValueError (naming the settings by ``names``) unless every setting is at least 1 and,
+        with reuse, the table holds every item until its last sample; returns the settings."""
+        names = names or self.NAMES
+        for field in ("queue_size", "reuse", "min_size"):
+            if not getattr(self, field) >= 1:
+                raise ValueError(f"{names[field]} must be >= 1, got {getattr(self, field)}")
+        if self.reuse > 1 and self.queue_size < 2 * self.min_size:
+            raise ValueError(f"{names['queue_size']} ({self.queue_size}) must be >= 2 x {names['min_size']} "
+                             f"({self.min_size}) with {names['reuse']}={self.reuse}, so that items are not "
+                             f"evicted before their {self.reuse} samples")
+        return self
+
+    def server_args(self) -> list:
+        """The ``s3ta replay`` flags that serve this table (a queue's stay as they always were)."""
+        args = ["--queue-size", str(int(self.queue_size))]
+        if self.reuse > 1:
+            args += ["--reuse", str(int(self.reuse)), "--min-size", str(int(self.min_size))]
+        return args
+
+    def describe(self) -> str:
+        return (f"queue of {self.queue_size}" if self.reuse == 1 else
+                f"{self.queue_size} newest, each sampled {self.reuse} times, from {self.min_size} stored")
 
 
 # TrainConfig fields a resumed run may change: how long it runs and how it is spread over

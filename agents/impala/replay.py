@@ -61,27 +61,49 @@ def experience_spec(network) -> Experience:
     )
 
 
+def step_records(time_step, info: dict, action, outcome, frames, version: int, returns, level: int) -> list:
+    """The stored step (every :class:`Experience` field but ``initial_state``) of each
+    environment of one batched step, as numpy values of :func:`experience_spec`'s dtypes.
 
-def make_tables(queue_size: int, reuse: int = 1, min_size: int = 1) -> list:
-    """``trajectories``: with ``reuse`` = 1 (IMPALA), a FIFO queue of ``queue_size`` items, each
+    ``time_step`` ``[B]``: what the policy acted on; ``info``: the policy step's info (its
+    previous action and reward inputs, ``behaviour_logits``); ``action`` ``[B]``; ``outcome``:
+    the next time step (its reward and discount belong to this step); ``frames`` ``[B]``: the
+    emulator frames each environment stepped for it; ``version``: the policy's version;
+    ``returns`` ``[B]``: each episode's return so far; ``level``: the actor's environment.
+    """
+    return [{
+        "step_type": np.int32(time_step.step_type[j]),
+        "observation": time_step.observation[j],
+        "prev_action": np.int32(info["prev_action"][j]),
+        "prev_reward": np.float32(info["prev_reward"][j]),
+        "action": np.int32(action[j]),
+        "behaviour_logits": info["behaviour_logits"][j],
+        "reward": np.float32(outcome.reward[j]),
+        "discount": np.float32(outcome.discount[j]),
+        "policy_version": np.int64(version),
+        "episode_return": np.float32(returns[j]),
+        "frames": np.int32(frames[j]),
+        "level": np.int32(level),
+    } for j in range(len(action))]
+
+
+def make_tables(settings) -> list:
+    """The tables of :class:`agents.impala.config.ReplaySettings` ``settings``.
+
+    ``trajectories``: with ``reuse`` = 1 (IMPALA), a FIFO queue of ``queue_size`` items, each
     sampled once; writers block when it is full. With ``reuse`` = K > 1, each item is sampled K
     times (uniformly among the ``queue_size`` newest; removed after its K-th sample), and a
     sample-to-insert ratio of K keeps actors and learner in step: samples wait until
     ``min_size`` items are in and writers block once the learner is more than about
     ``min_size`` items behind (V-trace corrects the added policy lag). ``variables``: the latest
-    variables (one item, samples block until the first push)."""
+    variables (one item, samples block until the first push). ValueError for settings that
+    cannot work (see ``ReplaySettings.check``)."""
     import reverb
 
-    if queue_size < 1:
-        raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-    if reuse < 1:
-        raise ValueError(f"reuse must be >= 1, got {reuse}")
+    queue_size, reuse, min_size = settings.check().queue_size, settings.reuse, settings.min_size
     if reuse == 1:
         trajectories = reverb.Table.queue(TRAJECTORY_TABLE, max_size=queue_size)
     else:
-        if queue_size < 2 * min_size:
-            raise ValueError(f"queue_size ({queue_size}) must be >= 2 x min_size ({min_size}) when "
-                             f"reuse > 1, so that items are not evicted before their {reuse} samples")
         trajectories = reverb.Table(
             TRAJECTORY_TABLE, sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
             max_size=queue_size, max_times_sampled=reuse,

@@ -16,7 +16,6 @@ import numpy as np
 from pipelines.analysis.progress import Progress
 
 Transform = Callable[[int, np.ndarray], np.ndarray]   # (step t, frame [H, W, 3]) -> frame
-FULL_ACTION_SET = 18
 
 
 @dataclasses.dataclass
@@ -120,24 +119,14 @@ class _Recorder:
 def make_analysis_environment(env_id: str, stepper, seed: int, resize: bool = False):
     """The environment for ``env_id`` matched to the stepper's action count and frame shape.
 
-    18-action models get ALE's full action set, others the minimal one. Raises ValueError when
-    the action count or (unless ``resize``) the observation shape does not match the model.
+    Models with ALE's full action count get ALE's full action set, others the minimal one.
+    Raises ValueError when the action count or (unless ``resize``) the observation shape does
+    not match the model.
     """
-    from agents.environments import check_observation_shape, is_ale_id, make_environment
-    full = is_ale_id(env_id) and stepper.num_actions == FULL_ACTION_SET
-    env = make_environment(env_id, seed=seed, full_action_space=full,
-                           observation_shape=stepper.observation_shape if resize else None)
-    if env.num_actions != stepper.num_actions:
-        env.close()
-        raise ValueError(f"environment '{env_id}' has {env.num_actions} actions but the model has "
-                         f"{stepper.num_actions}; analyse a model trained on this game "
-                         f"(or an 18-action model for the full ALE action set)")
-    try:
-        check_observation_shape(env, stepper.observation_shape)
-    except ValueError as e:
-        env.close()
-        raise ValueError(f"{e} (or pass --resize-observations)") from None
-    return env
+    from agents.environments import environment_for
+    return environment_for(stepper.observation_shape, env_id, seed, num_actions=stepper.num_actions,
+                           resize=resize, advice="analyse a model trained on this game (a model with "
+                           "ALE's full action count for the full action set), or pass --resize-observations")
 
 
 def action_names_of(env) -> Optional[List[str]]:

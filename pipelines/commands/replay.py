@@ -17,17 +17,9 @@ def register(sub):
 
 
 def run(args) -> int:
+    from agents.impala.config import ReplaySettings
     from pipelines.rl.lifecycle import StopFlag
-    from pipelines.rl.replay import serve
+    from pipelines.rl.replay import check_port_free, serve
 
-    from pipelines.rl.replay import check_port_free
     check_port_free(args.port)
-    if args.queue_size < 1:
-        raise ValueError(f"--queue-size must be >= 1, got {args.queue_size}")
-    for flag, value in (("--reuse", args.reuse), ("--min-size", args.min_size)):
-        if value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
-    if args.reuse > 1 and args.queue_size < 2 * args.min_size:
-        raise ValueError(f"--queue-size ({args.queue_size}) must be >= 2 x --min-size ({args.min_size}) "
-                         f"with --reuse {args.reuse}")
-    return serve(args.port, args.queue_size, StopFlag().install(), args.reuse, args.min_size)
+    return serve(args.port, ReplaySettings.from_flags(args), StopFlag().install())

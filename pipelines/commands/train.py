@@ -86,10 +86,8 @@ def run(args) -> int:
         learner_args += ["--fine-tune-from", args.fine_tune_from]
     stop_at_return = pick(args.stop_at_return, DEMO["stop_at_return"], None)
     launcher = Launcher(root_dir, run_args, actors, max_frames, replay_port=args.replay_port,
-                        queue_size=spec.train.queue_size, replay_reuse=spec.train.replay_reuse,
-                        batch_size=spec.train.batch_size, stop_at_return=stop_at_return,
-                        learner_args=learner_args,
-                        actor_args=actor_args, stop=StopFlag().install())
+                        replay=spec.train.replay, stop_at_return=stop_at_return,
+                        learner_args=learner_args, actor_args=actor_args, stop=StopFlag().install())
     start = time.time()
     code = launcher.run()
     if launcher.stop.signal_name:

@@ -51,18 +51,26 @@ class Protocol:
         if not 0 <= self.noop_max <= 1000:
             raise ValueError(f"noop_max must be in [0, 1000], got {self.noop_max}")
 
+    def environment_settings(self, env_id: str) -> dict:
+        """The environment options of this protocol for ``env_id``: an ALE game is played with
+        the protocol's no-ops, episode cap, sticky actions and action set; other environments
+        as they are."""
+        from agents.environments import is_ale_id
 
-def _make_env(env_id: str, protocol: Protocol, seed: int, observation_shape):
-    from agents.environments import is_ale_id, make_environment
+        if not is_ale_id(env_id):
+            return {}
+        return dict(noop_max=self.noop_max, max_episode_frames=self.max_episode_frames,
+                    sticky_actions=self.sticky_actions, full_action_space=self.full_action_space,
+                    max_pool_frames=self.max_pool_frames)
 
-    if is_ale_id(env_id):
-        return make_environment(env_id, seed=seed, noop_max=protocol.noop_max,
-                                max_episode_frames=protocol.max_episode_frames,
-                                sticky_actions=protocol.sticky_actions,
-                                full_action_space=protocol.full_action_space,
-                                observation_shape=observation_shape,
-                                max_pool_frames=protocol.max_pool_frames)
-    return make_environment(env_id, seed=seed, observation_shape=observation_shape)
+
+def _environment(env_id: str, protocol: Protocol, stepper, seed: int):
+    from agents.environments import environment_for
+
+    return environment_for(stepper.observation_shape, env_id, seed, num_actions=stepper.num_actions,
+                           advice="use --full-action-space if the model plays the full 18-action set, "
+                                  "or a model trained on this game",
+                           **protocol.environment_settings(env_id))
 
 
 def _quotas(episodes: int, envs: int) -> List[int]:
@@ -82,11 +90,7 @@ def evaluate_game(stepper, env_id: str, protocol: Protocol,
     k = min(protocol.num_envs, protocol.episodes)
     quotas = _quotas(protocol.episodes, k)
     env_seeds = [protocol.seed * 1000 + j for j in range(k)]
-    envs = [_make_env(env_id, protocol, s, stepper.observation_shape) for s in env_seeds]
-    if envs[0].num_actions != stepper.num_actions:
-        raise ValueError(f"{env_id} has {envs[0].num_actions} actions but the model was trained with "
-                         f"{stepper.num_actions}; use --full-action-space if the model plays the full "
-                         f"18-action set, or a model trained on this game")
+    envs = [_environment(env_id, protocol, stepper, seed) for seed in env_seeds]
     rng = np.random.default_rng(protocol.seed)
     time_steps = [env.reset() for env in envs]
     noops = [_noops_of(env) for env in envs]

@@ -1,4 +1,4 @@
-"""The actor service: K environments in G groups (:mod:`agents.env_groups`), one batched
+"""The actor service: K environments in G groups (:mod:`agents.environments.groups`), one batched
 policy call per group step. For ALE ids a group is ALE's C++ vector environment, which steps
 in the background between ``send`` and ``recv``; with G = 2 (``train.actor_groups``) one
 group's emulators run while the other group's results are written and its actions computed.
@@ -36,7 +36,7 @@ from agents.impala.policies import ActorCriticPolicy
 from pipelines.rl.lifecycle import Backoff, StopFlag, log
 from agents.impala.builder import RunSpec
 from s3ta_tf.atomic_io import write_json_atomic
-from agents.impala.replay import WindowWriter, as_numpy_state
+from agents.impala.replay import WindowWriter, as_numpy_state, step_records
 from agents.impala.variables import assign_variables, pull_variables
 
 FLUSH_TIMEOUT_MS = 1000
@@ -190,19 +190,19 @@ class TimeSplit:
 
 
 def make_groups(spec: RunSpec, actor_id: int, num_envs: int, level: int) -> list:
-    """The actor's environments in groups (see :mod:`agents.env_groups`): with ALE's vector
-    environment, ``train.actor_groups`` groups stepped in the background while the other groups
-    act; otherwise one group of per-environment wrappers."""
-    from agents.env_groups import AtariVectorGroup, PyEnvGroup, uses_vector
+    """The actor's environments in groups (see :mod:`agents.environments.groups`): with ALE's
+    vector environment, ``train.actor_groups`` groups stepped in the background while the other
+    groups act; otherwise one group of per-environment wrappers."""
+    from agents.environments import AtariVectorGroup, PyEnvGroup, uses_vector
 
     t, env_id = spec.train, spec.levels[level]
     seeds = [spec.environment_seed(actor_id, j) for j in range(num_envs)]
     if not uses_vector(t.actor_engine, env_id, t.max_pool_frames):
         return [PyEnvGroup([spec.make_environment(seed, level) for seed in seeds])]
+    settings = spec.environment_settings()
+    settings.pop("max_pool_frames")   # (the vector environment always takes the maximum)
     parts = np.array_split(np.asarray(seeds), min(t.actor_groups, num_envs))
-    return [AtariVectorGroup(env_id, list(part), spec.agent.observation_shape, noop_max=t.noop_max,
-                             sticky_actions=t.sticky_actions, full_action_space=t.full_action_space,
-                             max_episode_frames=t.max_episode_frames) for part in parts]
+    return [AtariVectorGroup(env_id, list(part), spec.agent.observation_shape, **settings) for part in parts]
 
 
 @dataclasses.dataclass
@@ -308,24 +308,11 @@ class Actor:
         """Appends the group's step to each environment's writer; True if a write had to wait
         for room in the queue."""
         info = tf.nest.map_structure(np.asarray, g.step.info)
-        action, time_step = g.step.action.numpy(), g.time_step
+        records = step_records(g.time_step, info, g.step.action.numpy(), next_time_step, stepped, g.version,
+                               g.running_return, self.level)
         blocked = False
         try:
-            for j in range(g.group.num_envs):
-                record = {
-                    "step_type": np.int32(time_step.step_type[j]),
-                    "observation": time_step.observation[j],
-                    "prev_action": np.int32(info["prev_action"][j]),
-                    "prev_reward": np.float32(info["prev_reward"][j]),
-                    "action": np.int32(action[j]),
-                    "behaviour_logits": info["behaviour_logits"][j],
-                    "reward": np.float32(next_time_step.reward[j]),
-                    "discount": np.float32(next_time_step.discount[j]),
-                    "policy_version": np.int64(g.version),
-                    "episode_return": np.float32(g.running_return[j]),
-                    "frames": np.int32(stepped[j]),
-                    "level": np.int32(self.level),
-                }
+            for j, record in enumerate(records):
                 writer = self.replay.writers[g.offset + j]
                 state = as_numpy_state(info["network_state"], j) if writer.begins_window else None
                 if writer.append(record, state):

@@ -34,6 +34,7 @@ import tempfile
 import time
 from typing import List, Optional
 
+from agents.impala.config import ReplaySettings
 from pipelines.rl.lifecycle import StopFlag, log
 from pipelines.rl.learner_log import read_progress
 from s3ta_tf.atomic_io import write_json_atomic
@@ -215,8 +216,8 @@ class Launcher:
     """See the module docstring. ``run_args``: the --env/--preset/... flags for every service."""
 
     def __init__(self, root_dir: str, run_args: List[str], num_actors: int, max_frames: int,
-                 replay_port: Optional[int] = None, queue_size: int = 128, replay_reuse: int = 1,
-                 batch_size: int = 1, learner_args: List[str] = (), actor_args: List[str] = (), stop: StopFlag = None,
+                 replay_port: Optional[int] = None, replay: Optional[ReplaySettings] = None,
+                 learner_args: List[str] = (), actor_args: List[str] = (), stop: StopFlag = None,
                  progress: bool = True, stop_at_return: Optional[float] = None):
         self.root_dir, self.max_frames = os.path.abspath(root_dir), max_frames
         # Stop early (cleanly: final checkpoint and export) once the mean return over the last
@@ -226,9 +227,7 @@ class Launcher:
         self.stop = stop or StopFlag()
         self.progress = progress
         self._fixed_port = bool(replay_port)   # the user's port: refused if taken, never replaced
-        replay_args = ["--queue-size", str(int(queue_size))]
-        if replay_reuse > 1:   # (the replay command of a queue run stays as it was)
-            replay_args += ["--reuse", str(int(replay_reuse)), "--min-size", str(int(batch_size))]
+        replay_args = (replay or ReplaySettings()).server_args()
         self._args = (list(run_args), int(num_actors), replay_args, list(learner_args), list(actor_args))
         self._reservation = reserve_port(replay_port)
         self._use_port(self._reservation.port)

@@ -1,8 +1,9 @@
 """The replay service: a Reverb server with the V-trace agent's tables (agents.impala.replay)."""
 from __future__ import annotations
 
-from pipelines.rl.lifecycle import StopFlag, log
+from agents.impala.config import ReplaySettings
 from agents.impala.replay import TRAJECTORY_TABLE, VARIABLES_TABLE, make_tables
+from pipelines.rl.lifecycle import StopFlag, log
 
 
 def check_port_free(port: int, flag: str = "--port") -> None:
@@ -33,12 +34,13 @@ def check_address(address: str, flag: str = "--replay-address") -> str:
     return address
 
 
-def start_server(port: int, queue_size: int, reuse: int = 1, min_size: int = 1):
-    """Starts (and returns) a ``reverb.Server`` on ``port`` (0: any free port)."""
+def start_server(port: int, settings: ReplaySettings):
+    """Starts (and returns) a ``reverb.Server`` with the tables of ``settings`` on ``port`` (0: any
+    free port)."""
     import reverb
 
     try:
-        return reverb.Server(tables=make_tables(queue_size, reuse, min_size), port=port or None)
+        return reverb.Server(tables=make_tables(settings), port=port or None)
     except ValueError as e:   # gRPC's "Failed to BuildAndStart" (its log says: address already in use)
         if "BuildAndStart" not in str(e):
             raise
@@ -46,12 +48,10 @@ def start_server(port: int, queue_size: int, reuse: int = 1, min_size: int = 1):
                          f"choose another one") from None
 
 
-def serve(port: int, queue_size: int, stop: StopFlag, reuse: int = 1, min_size: int = 1) -> int:
+def serve(port: int, settings: ReplaySettings, stop: StopFlag) -> int:
     """Runs the server until ``stop`` is set. Returns an exit code."""
-    server = start_server(port, queue_size, reuse, min_size)
-    table = (f"queue of {queue_size}" if reuse == 1 else
-             f"{queue_size} newest, each sampled {reuse} times, from {min_size} stored")
-    log(f"replay: serving tables '{TRAJECTORY_TABLE}' ({table}) and "
+    server = start_server(port, settings)
+    log(f"replay: serving tables '{TRAJECTORY_TABLE}' ({settings.describe()}) and "
         f"'{VARIABLES_TABLE}' on port {server.port}")
     try:
         while not stop.wait(1.0):
