@@ -45,8 +45,9 @@ def run(args) -> int:
     check_address(args.replay_address)   # before anything starts: a bad one is waited for for ever
     if args.num_envs is not None and args.num_envs < 1:
         raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
+    spec = run_spec_from_args(args)   # (a bad override is refused before TensorFlow starts)
     configure_threads(args.tf_threads)
     stop = StopFlag().install()
     actor_id = int(args.actor_id) if args.actor_id is not None else default_actor_id()
-    return run_actor(run_spec_from_args(args), actor_id, args.replay_address, stop,
+    return run_actor(spec, actor_id, args.replay_address, stop,
                      root_dir=args.root_dir, num_envs=args.num_envs, max_steps=args.max_steps)

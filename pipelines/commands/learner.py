@@ -37,7 +37,8 @@ def run(args) -> int:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     if args.max_frames is not None:
         args.overrides = list(args.overrides) + [f"train.max_frames={args.max_frames}"]
+    spec = run_spec_from_args(args)   # (a bad override is refused before TensorFlow starts)
     configure_threads(args.tf_threads)
     stop = StopFlag().install()
-    return run_learner(run_spec_from_args(args), args.replay_address, args.root_dir, stop,
+    return run_learner(spec, args.replay_address, args.root_dir, stop,
                        max_steps=args.max_steps, fine_tune_from=args.fine_tune_from)
