@@ -42,7 +42,7 @@ def step_both(python, vector, steps, seed=0):
         yield python.recv(), vector.recv()
 
 
-@pytest.mark.parametrize("env_id,steps,cap", [("ALE/Breakout-v5", 1200, None), ("ALE/Pong-v5", 1100, 2000)])
+@pytest.mark.parametrize("env_id,steps,cap", [("ALE/Breakout-v5", 700, None), ("ALE/Pong-v5", 600, 2000)])
 def test_vector_group_steps_as_the_per_environment_path(env_id, steps, cap):
     """No-op starts off, no sticky actions: the same actions give the same observations (64x64
     block maximum), rewards, discounts, step types and frames per step, through terminations
@@ -126,6 +126,7 @@ MODEL_SET = ["model.observation_shape=32,32,3", "model.convlstm_channels=16", "m
              "model.answer_hidden=32", "model.lstm_units=16", "model.head_hidden=16"]
 
 
+@pytest.mark.slow
 def test_actor_process_with_two_vector_groups_writes_trajectories_the_learner_can_replay(tmp_path):
     """A real `s3ta actor` on Pong: 4 environments in 2 double-buffered groups. Each environment's
     windows continue into the next, carry the policy version that acted, count 4 frames per

@@ -113,89 +113,110 @@ def train(cfg: ClassifyConfig, dataset: str, data_dir: str, root_dir: str,
     """Trains (or resumes) until ``steps`` (default ``train.total_steps``); returns metrics."""
     classification_record(root_dir)   # a root of another kind of run is refused before the data is read
     tf.random.set_seed(seed)
-    tcfg = cfg.train
-    total = int(steps or tcfg.total_steps)
     data = load_dataset(dataset, data_dir, manual_dir, num_frames=cfg.data.num_frames,
                         frame_size=cfg.data.image_size)
     seq_len = cfg.data.num_frames if data.is_video else cfg.seq_len
     info = _run_info(root_dir, cfg, data, variant, seq_len)
     save_run_info(root_dir, info)
-    model = build_model(info)
-    optimizer = make_optimizer(tcfg, seq_len)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(root_dir),
-                                         max_to_keep=tcfg.keep_checkpoints)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    start = int(optimizer.iterations.numpy())
-    writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
-    step_fn = make_train_step(model, optimizer, tcfg.weight_decay, tcfg.grad_clip_norm)
-    batches = iter(make_pipeline(data, "train", cfg.data, tcfg.batch_size, training=True,
-                                 seed=seed))
-    from pipelines.errors import DivergenceError
-    from pipelines.rl.lifecycle import StopFlag
+    run = ClassifyRun(cfg, info, root_dir, seq_len)
+    batches = iter(make_pipeline(data, "train", cfg.data, cfg.train.batch_size, training=True, seed=seed))
+    return run.train(batches, int(steps or cfg.train.total_steps), progress)
 
-    def save_finite(at: int) -> None:
+
+class ClassifyRun:
+    """One classification run's model, optimiser, checkpoints and summaries, and the loop that
+    trains it: each step is applied, or skipped when not finite (see the module docstring)."""
+
+    def __init__(self, cfg: ClassifyConfig, info: RunInfo, root_dir: str, seq_len: int):
+        self.tcfg, self.seq_len, self.video = cfg.train, seq_len, info.video
+        self.model = build_model(info)
+        self.optimizer = make_optimizer(self.tcfg, seq_len)
+        ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(root_dir),
+                                                  max_to_keep=self.tcfg.keep_checkpoints)
+        if self.manager.latest_checkpoint:
+            ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+        self.step_fn = make_train_step(self.model, self.optimizer, self.tcfg.weight_decay, self.tcfg.grad_clip_norm)
+        self.nonfinite, self.in_a_row = 0, 0
+        self.bar = None
+
+    def train(self, batches, total: int, progress: bool) -> dict:
+        from pipelines.rl.lifecycle import StopFlag
+
+        stop = StopFlag().install()
+        start = step = int(self.optimizer.iterations.numpy())
+        metrics, self.window = {}, (time.perf_counter(), 0)
+        self.bar = tqdm(total=total, initial=start, disable=not progress, unit="step", desc="train",
+                        dynamic_ncols=True)
+        while step < total and not stop.is_set():
+            t = self.tcfg.seq_len_at(step, self.seq_len) if not self.video else self.seq_len
+            inputs, labels = next(batches)
+            metrics = {k: float(v) for k, v in self.step_fn(inputs, labels, t).items()}
+            if not self._applied(metrics, step):
+                continue
+            step = int(self.optimizer.iterations.numpy())
+            self.window = (self.window[0], self.window[1] + int(labels.shape[0]))
+            self.bar.update(1)
+            if step % self.tcfg.summary_every == 0 or step == total:
+                self._summaries(step, metrics, t)
+            if step % self.tcfg.checkpoint_every == 0:
+                self._save_finite(step)
+        self.bar.close()
+        latest = self.manager.latest_checkpoint
+        if latest is None or not latest.endswith(f"-{step}"):
+            self._save_finite(step)
+        self.writer.flush()
+        result = {"step": step, "resumed_from": start, "checkpoint": self.manager.latest_checkpoint,
+                  "nonfinite_steps": self.nonfinite, **metrics}
+        if stop.is_set():
+            result["stopped"] = stop.signal_name
+        return result
+
+    def _applied(self, metrics: dict, step: int) -> bool:
+        """Whether the step's update was applied; counts a skipped one, and stops the run
+        (DivergenceError) after too many in a row."""
+        from pipelines.errors import DivergenceError
+
+        if metrics.pop("applied"):
+            self.in_a_row = 0
+            return True
+        self.nonfinite, self.in_a_row = self.nonfinite + 1, self.in_a_row + 1
+        self.bar.write(f"step {step}: loss {metrics['loss']}, gradient norm {metrics['gradient_norm']}: "
+                       f"not finite, update skipped ({self.in_a_row} in a row)")
+        if self.in_a_row >= MAX_CONSECUTIVE_NONFINITE:
+            self.bar.close()
+            raise DivergenceError(
+                f"{self.in_a_row} training steps in a row had a non-finite loss or gradient (at step "
+                f"{step}); stopped. The last finite checkpoint is {self.manager.latest_checkpoint}. "
+                f"Lower train.learning_rate or set train.grad_clip_norm")
+        return False
+
+    def _summaries(self, step: int, metrics: dict, seq_len: int) -> None:
+        rate = self.window[1] / max(time.perf_counter() - self.window[0], 1e-9)
+        self.window = (time.perf_counter(), 0)
+        self.bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.2f}",
+                             T=seq_len, img_s=f"{rate:.1f}")
+        with self.writer.as_default(step=step):
+            for k, v in metrics.items():
+                tf.summary.scalar(f"train/{k}", v)
+            tf.summary.scalar("train/learning_rate", float(self.optimizer.learning_rate.numpy()))
+            tf.summary.scalar("train/seq_len", seq_len)
+            tf.summary.scalar("train/images_per_second", rate)
+        self.writer.flush()   # on disk now (TensorBoard and a watcher see it; the default waits 2 minutes)
+
+    def _save_finite(self, at: int) -> None:
         """Checkpoints the weights, or (when an update that looked finite made them non-finite)
         stops with DivergenceError: non-finite weights are never saved, the last good checkpoint
         is kept as it was."""
-        if variables_finite(model.variables):
-            manager.save(checkpoint_number=at)
+        from pipelines.errors import DivergenceError
+
+        if variables_finite(self.model.variables):
+            self.manager.save(checkpoint_number=at)
             return
-        bar.close()
-        writer.flush()
+        self.bar.close()
+        self.writer.flush()
         raise DivergenceError(
             f"the weights are not finite after the update of step {at} (the loss and gradient "
             f"were finite, the step was too large); not checkpointed. The last finite checkpoint "
-            f"is {manager.latest_checkpoint}. Lower train.learning_rate or set train.grad_clip_norm")
-
-    stop = StopFlag().install()
-    metrics, t_window, n_window = {}, time.perf_counter(), 0
-    nonfinite, in_a_row = 0, 0
-    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", desc="train",
-               dynamic_ncols=True)
-    step = start
-    while step < total and not stop.is_set():
-        t = tcfg.seq_len_at(step, seq_len) if not data.is_video else seq_len
-        inputs, labels = next(batches)
-        metrics = {k: float(v) for k, v in step_fn(inputs, labels, t).items()}
-        if not metrics.pop("applied"):
-            nonfinite, in_a_row = nonfinite + 1, in_a_row + 1
-            bar.write(f"step {step}: loss {metrics['loss']}, gradient norm {metrics['gradient_norm']}: "
-                      f"not finite, update skipped ({in_a_row} in a row)")
-            if in_a_row >= MAX_CONSECUTIVE_NONFINITE:
-                bar.close()
-                raise DivergenceError(
-                    f"{in_a_row} training steps in a row had a non-finite loss or gradient (at step "
-                    f"{step}); stopped. The last finite checkpoint is {manager.latest_checkpoint}. "
-                    f"Lower train.learning_rate or set train.grad_clip_norm")
-            continue
-        in_a_row = 0
-        step = int(optimizer.iterations.numpy())
-        n_window += int(labels.shape[0])
-        bar.update(1)
-        if step % tcfg.summary_every == 0 or step == total:
-            rate = n_window / max(time.perf_counter() - t_window, 1e-9)
-            t_window, n_window = time.perf_counter(), 0
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.2f}",
-                            T=t, img_s=f"{rate:.1f}")
-            with writer.as_default(step=step):
-                for k, v in metrics.items():
-                    tf.summary.scalar(f"train/{k}", v)
-                tf.summary.scalar("train/learning_rate",
-                                  float(optimizer.learning_rate.numpy()))
-                tf.summary.scalar("train/seq_len", t)
-                tf.summary.scalar("train/images_per_second", rate)
-            writer.flush()   # on disk now (TensorBoard and a watcher see it; the default waits 2 minutes)
-        if step % tcfg.checkpoint_every == 0:
-            save_finite(step)
-    bar.close()
-    saved = manager.latest_checkpoint is not None and manager.latest_checkpoint.endswith(f"-{step}")
-    if not saved:
-        save_finite(step)
-    writer.flush()
-    result = {"step": step, "resumed_from": start, "checkpoint": manager.latest_checkpoint,
-              "nonfinite_steps": nonfinite, **metrics}
-    if stop.is_set():
-        result["stopped"] = stop.signal_name
-    return result
+            f"is {self.manager.latest_checkpoint}. Lower train.learning_rate or set train.grad_clip_norm")
