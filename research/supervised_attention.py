@@ -70,7 +70,7 @@ def collect(envs: int, frames: int, shape, seed: int, margin: float):
     return {k: np.asarray(v) for k, v in out.items()}, boxes, reader.categories, reader.screen_hw
 
 
-def main(argv=None) -> dict:
+def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="atari-cpu-fine", help="model preset (s3ta_tf.config.model)")
     p.add_argument("--set", action="append", default=[], metavar="model.FIELD=VALUE", help="model override")
@@ -83,34 +83,23 @@ def main(argv=None) -> dict:
     p.add_argument("--margin", type=float, default=4.0, help="pixels within which the ball counts as level")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the result as JSON here")
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def train_on_windows(net, data, a, split: int, rng, t0: float) -> None:
+    """``a.updates`` Adam updates of the cross-entropy of the labels on random windows of
+    ``a.unroll`` steps from the first ``split`` frames of each environment."""
     import tensorflow as tf
-    import s3ta_tf
-    from pipelines.analysis import object_scores as obj
-    from s3ta_tf.config import agent_config
 
-    tf.random.set_seed(a.seed)
-    rng = np.random.default_rng(a.seed)
-    cfg = agent_config(a.preset, [s.split("model.", 1)[-1] for s in a.set])
-    t0 = time.time()
-    data, boxes, categories, screen_hw = collect(a.envs, a.frames, cfg.observation_shape, a.seed, a.margin)
-    split = int(a.frames * 0.8)
-    labels = data["label"]
-    majority = float(np.bincount(labels[:, split:].ravel()).max() / labels[:, split:].size)
-    print(f"collected {labels.size} frames in {time.time() - t0:.0f}s; held-out majority rate {majority:.3f}",
-          flush=True)
-
-    net = s3ta_tf.build_agent_net(cfg, variant="attention", num_actions=6)
     opt = tf.keras.optimizers.Adam(a.lr)
 
-    def window(lo, hi, n):
+    def window(n):
         e = rng.integers(a.envs, size=n)
-        s = rng.integers(lo, hi - a.unroll, size=n)
+        s = rng.integers(0, split - a.unroll, size=n)
         idx = s[:, None] + np.arange(a.unroll)[None]
         g = lambda x: x[e[:, None], idx]  # noqa: E731
         return (g(data["obs"]), g(data["prev_action"]).astype(np.int32), g(data["prev_reward"]).astype(np.float32),
-                g(data["first"]), g(labels).astype(np.int32))
+                g(data["first"]), g(data["label"]).astype(np.int32))
 
     @tf.function
     def train(o, pa, pr, f, y):
@@ -122,22 +111,48 @@ def main(argv=None) -> dict:
         return loss
 
     for step in range(1, a.updates + 1):
-        loss = train(*window(0, split, a.batch))
+        loss = train(*window(a.batch))
         if step % 250 == 0 or step == a.updates:
             print(f"update {step}: loss {float(loss):.3f} ({time.time() - t0:.0f}s)", flush=True)
 
-    # Held out: each environment's last 20% as one unroll from a zero state.
-    held = slice(split, a.frames)
+
+def score_held_out(net, data, boxes, categories, screen_hw, held: slice, envs: int):
+    """Accuracy and per-head object scores on each environment's held-out frames, unrolled
+    from a zero state."""
+    from pipelines.analysis import object_scores as obj
+
     out, _ = net.unroll(data["obs"][:, held], data["prev_action"][:, held].astype(np.int32),
                         data["prev_reward"][:, held].astype(np.float32), data["first"][:, held],
-                        net.initial_state(a.envs))
-    accuracy = float(np.mean(np.argmax(out["logits"].numpy(), -1) == labels[:, held]))
+                        net.initial_state(envs))
+    accuracy = float(np.mean(np.argmax(out["logits"].numpy(), -1) == data["label"][:, held]))
     attention = out["attention"].numpy().reshape((-1,) + tuple(out["attention"].shape[2:]))  # [E*T, N, h, w]
     grid = attention.shape[-2:]
     flat_boxes = [b for env_boxes in boxes for b in env_boxes[held]]
     tracks = obj.track_objects(flat_boxes, categories, screen_hw, grid)
     scores = {t.category: {k: v for k, v in obj.object_scores(attention, t).items() if k != "series"}
               for t in tracks}
+    return accuracy, grid, scores
+
+
+def main(argv=None) -> dict:
+    a = parse(argv)
+    import tensorflow as tf
+    import s3ta_tf
+    from pipelines.analysis import object_scores as obj
+    from s3ta_tf.config import agent_config
+
+    tf.random.set_seed(a.seed)
+    cfg = agent_config(a.preset, [s.split("model.", 1)[-1] for s in a.set])
+    t0 = time.time()
+    data, boxes, categories, screen_hw = collect(a.envs, a.frames, cfg.observation_shape, a.seed, a.margin)
+    split = int(a.frames * 0.8)
+    labels = data["label"]
+    majority = float(np.bincount(labels[:, split:].ravel()).max() / labels[:, split:].size)
+    print(f"collected {labels.size} frames in {time.time() - t0:.0f}s; held-out majority rate {majority:.3f}",
+          flush=True)
+    net = s3ta_tf.build_agent_net(cfg, variant="attention", num_actions=6)
+    train_on_windows(net, data, a, split, np.random.default_rng(a.seed), t0)
+    accuracy, grid, scores = score_held_out(net, data, boxes, categories, screen_hw, slice(split, a.frames), a.envs)
     result = {"preset": a.preset, "overrides": a.set, "grid": list(grid), "updates": a.updates,
               "held_out_accuracy": accuracy, "majority_rate": majority, "seconds": time.time() - t0,
               "attention": scores}
