@@ -33,6 +33,15 @@ from s3ta_tf.atomic_io import read_json_or_none
 FORWARD_BACKWARD = 3.0  # learner forward + backward ≈ 3 forwards (s3ta_tf.flops convention)
 
 
+def frames_per_second(step, frame_count, seconds: float) -> float:
+    """Emulator frames/s of calling ``step()`` (random actions) for ``seconds``, read from
+    ``frame_count()`` before and after."""
+    start, frames0 = time.perf_counter(), frame_count()
+    while time.perf_counter() - start < seconds:
+        step()
+    return (frame_count() - frames0) / (time.perf_counter() - start)
+
+
 def raw_vector_frames_per_second(env_id: str, num_envs: int = 16, seconds: float = 5.0) -> float:
     """Emulator frames/s of ALE's vector environment (the actors' engine) stepping ``num_envs``
     games with random actions on one thread, shrink to 64x64 included."""
@@ -42,26 +51,25 @@ def raw_vector_frames_per_second(env_id: str, num_envs: int = 16, seconds: float
     group = AtariVectorGroup(env_id, list(range(num_envs)), (64, 64, 3))
     rng = np.random.default_rng(0)
     group.reset()
-    start, frames0 = time.perf_counter(), group.frame_count
-    while time.perf_counter() - start < seconds:
+
+    def step():
         group.send(rng.integers(group.num_actions, size=num_envs).astype(np.int32))
         group.recv()
-    rate = (group.frame_count - frames0) / (time.perf_counter() - start)
+    rate = frames_per_second(step, lambda: group.frame_count, seconds)
     group.close()
     return rate
 
 
 def raw_env_frames_per_second(env_id: str, seconds: float = 5.0) -> float:
+    """Emulator frames/s of one ``make_environment(env_id)`` stepped with random actions."""
     import numpy as np
     from agents.environments import make_environment
 
     env = make_environment(env_id, seed=0)
     rng = np.random.default_rng(0)
     env.reset()
-    start, frames0 = time.perf_counter(), env.frame_count
-    while time.perf_counter() - start < seconds:
-        env.step(np.int32(rng.integers(env.num_actions)))
-    rate = (env.frame_count - frames0) / (time.perf_counter() - start)
+    rate = frames_per_second(lambda: env.step(np.int32(rng.integers(env.num_actions))),
+                             lambda: env.frame_count, seconds)
     env.close()
     return rate
 

@@ -223,6 +223,22 @@ def _cli(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def continuing_windows(batch) -> int:
+    """How many windows of ``batch`` end with the step another window begins with."""
+    obs = batch.observation.numpy()
+    n = len(obs)
+    return sum(any(np.array_equal(obs[i, -1], obs[j, 0]) for j in range(n) if j != i) for i in range(n))
+
+
+def assert_unroll_reproduces_behaviour_logits(network, batch) -> None:
+    """The learner's unroll of the stored windows, from their stored recurrent state, gives the
+    logits the actor acted with."""
+    inputs = {"observation": batch.observation, "prev_action": batch.prev_action,
+              "prev_reward": batch.prev_reward}
+    out, _ = network(inputs, step_type=batch.step_type, network_state=batch.initial_state)
+    np.testing.assert_allclose(out["logits"].numpy(), batch.behaviour_logits.numpy(), atol=1e-4)
+
+
 @pytest.mark.slow
 def test_actor_process_writes_trajectories_the_learner_can_replay(server, tmp_path):
     """A real `s3ta actor` on MiniGrid: its trajectories overlap by one step, start from the
@@ -244,13 +260,8 @@ def test_actor_process_writes_trajectories_the_learner_can_replay(server, tmp_pa
     assert np.all(batch.policy_version.numpy() == 7)
     first_steps = batch.step_type.numpy()[:, 0] == ts.StepType.FIRST
     assert first_steps.sum() >= 2  # the two environments' first windows
-    obs = batch.observation.numpy()
-    matches = sum(any(np.array_equal(obs[i, -1], obs[j, 0]) for j in range(12) if j != i) for i in range(12))
-    assert matches >= 10  # every window but each env's last continues into the next one
-    inputs = {"observation": batch.observation, "prev_action": batch.prev_action,
-              "prev_reward": batch.prev_reward}
-    out, _ = network(inputs, step_type=batch.step_type, network_state=batch.initial_state)
-    np.testing.assert_allclose(out["logits"].numpy(), batch.behaviour_logits.numpy(), atol=1e-4)
+    assert continuing_windows(batch) >= 10  # every window but each env's last continues into the next one
+    assert_unroll_reproduces_behaviour_logits(network, batch)
     lines = (tmp_path / "actors" / "actor-0.json").read_text()
     # 2 envs x 31 steps, 1 frame per MiniGrid step, except the step after an episode's LAST
     # step, which resets without an emulator frame (the windows hold every step exactly once
