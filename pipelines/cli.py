@@ -35,6 +35,7 @@ SUBCOMMANDS = [
     ("pipelines.commands.actor", "actor"),
     ("pipelines.commands.learner", "learner"),
     ("pipelines.commands.train", "train"),
+    ("pipelines.commands.actors", "actors"),
     ("pipelines.commands.analyze", "analyze"),
     ("pipelines.commands.evaluate", "evaluate"),
     ("pipelines.commands.plot", "plot"),

@@ -45,6 +45,11 @@ def register(sub):
                    help="'e2e' only: also measure every preset with these overrides (the --set grammar; several "
                         "separated by spaces make one configuration; repeatable), for a before/after in one run, "
                         "e.g. --compare-set train.actor_engine=python")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="'e2e' only: also measure the same run (same actors, same seconds) with 's3ta train --ray', "
+                        "right after the local launcher: on the Ray cluster at ADDRESS, or with no address on a "
+                        "one-node Ray cluster started on this machine for it; reports the Ray launcher's frames/s "
+                        "and its overhead (docs/DISTRIBUTED.md)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier numbers)")
     p.set_defaults(func=run)
 

@@ -1,4 +1,5 @@
-"""``s3ta train``: replay + learner + actors on localhost, with a progress line."""
+"""``s3ta train``: replay + learner + actors on localhost (or, with ``--ray``, on a Ray cluster),
+with a progress line."""
 from __future__ import annotations
 
 import os
@@ -7,10 +8,11 @@ import time
 from agents.impala.config import DEMO
 from pipelines.commands.flags import (add_fine_tune, add_max_frames, add_root_dir, add_run_args,
                                       refuse_removed_variables, run_spec_from_args)
+from pipelines.rl.ray_placement import add_ray_flags, placement_from_args
 
 def register(sub):
     p = sub.add_parser(
-        "train", help="train locally: replay, learner and actors as processes on this machine",
+        "train", help="train: replay, learner and actors as processes on this machine (or on a Ray cluster)",
         description="Starts 's3ta replay', 's3ta learner' and --actors 's3ta actor' processes on localhost "
                     "and supervises them: a crashed service is restarted (the learner resumes from its "
                     "checkpoint, actors and learner reconnect to a restarted replay server), Ctrl-C stops "
@@ -19,7 +21,8 @@ def register(sub):
                     f"--env {DEMO['env_id']} --preset {DEMO['preset']} --agent {DEMO['agent']} "
                     f"--set {DEMO['overrides'][0]} "
                     f"--max-frames {DEMO['max_frames']} --actors {DEMO['actors']} --root-dir {DEMO['root_dir']}. "
-                    "Paper setting: --env ALE/Pong-v5 --preset paper --agent attention.")
+                    "Paper setting: --env ALE/Pong-v5 --preset paper --agent attention. "
+                    "With --ray ADDRESS the same services run on a Ray cluster (see the Ray cluster flags).")
     add_run_args(p)
     add_root_dir(p, required=False)
     add_max_frames(p, f"emulator frames to train for (default: {DEMO['max_frames']} for the demo, "
@@ -37,6 +40,7 @@ def register(sub):
                         f"training episodes reaches R (default: {DEMO['stop_at_return']} for the demo, "
                         "else train to --max-frames)")
     add_fine_tune(p)
+    add_ray_flags(p)
     p.set_defaults(func=run)
 
 
@@ -59,6 +63,10 @@ def run(args) -> int:
 
     demo = _apply_demo(args)
     spec = run_spec_from_args(args)  # validates every flag before any process starts
+    placement = placement_from_args(args)
+    if placement:   # a cluster that does not answer stops the run before its root is created
+        from pipelines.rl.ray_placement import check_reachable
+        check_reachable(placement.address)
     if args.precision:
         log(f"train: precision {spec.agent.precision} ({resolve_precision(args.precision)[1]})")
     def pick(value, demo_value, preset_value):
@@ -85,9 +93,13 @@ def run(args) -> int:
     if args.fine_tune_from:
         learner_args += ["--fine-tune-from", args.fine_tune_from]
     stop_at_return = pick(args.stop_at_return, DEMO["stop_at_return"], None)
-    launcher = Launcher(root_dir, run_args, actors, max_frames, replay_port=args.replay_port,
-                        replay=spec.train.replay, stop_at_return=stop_at_return,
-                        learner_args=learner_args, actor_args=actor_args, stop=StopFlag().install())
+    settings = dict(replay_port=args.replay_port, replay=spec.train.replay, stop_at_return=stop_at_return,
+                    learner_args=learner_args, actor_args=actor_args, stop=StopFlag().install())
+    if placement:
+        from pipelines.rl.ray_launcher import RayLauncher
+        launcher = RayLauncher(root_dir, run_args, actors, max_frames, placement, **settings)
+    else:
+        launcher = Launcher(root_dir, run_args, actors, max_frames, **settings)
     start = time.time()
     code = launcher.run()
     if launcher.stop.signal_name:
@@ -163,7 +175,7 @@ def preflight(spec, root_dir: str, args) -> int:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     from pipelines.rl.replay import check_port_free
 
-    if args.replay_port is not None:
+    if args.replay_port is not None and not getattr(args, "ray_address", None):   # (with --ray: on its node)
         check_port_free(args.replay_port, "--replay-port")
     # An unknown id or mismatched levels fail here, not in a service, and before the root
     # directory is created (a refused run leaves nothing behind).

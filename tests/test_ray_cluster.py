@@ -1,0 +1,248 @@
+"""`s3ta train --ray` on a real two-node Ray cluster on this machine (`ray.cluster_utils.Cluster`:
+a head node with the custom resource `learner_node`, a worker node with `actor_node`): the
+services are placed by their resource requests, a killed actor is restarted by Ray while the
+learner goes on, actors are added and removed while it runs (`s3ta actors`), a killed learner
+resumes from its checkpoint, Ctrl-C stops the whole run after a final checkpoint. The slow tests
+run in order on one run; bad input is refused in one line, in-process, without a cluster."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipelines.cli import main
+from s3ta_tf.atomic_io import read_json_or_none
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = "MiniGrid-Empty-5x5-v0"
+MODEL_SET = ["model.observation_shape=24,24,3", "model.convlstm_channels=16", "model.query_hidden=16",
+             "model.answer_hidden=32", "model.lstm_units=16", "model.head_hidden=16"]
+TRAIN_SET = ["train.unroll_length=5", "train.batch_size=2", "train.queue_size=8", "train.envs_per_actor=2",
+             "train.checkpoint_interval_secs=1", "train.summary_interval=1", "train.variable_pull_interval=5"]
+SMALL_RUN = ["--env", ENV, "--preset", "small"] + sum((["--set", s] for s in MODEL_SET + TRAIN_SET), [])
+
+
+# ------------------------------------------------------------------ bad input: one line, exit 2
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--ray", "127.0.0.1:1"], "--ray 127.0.0.1:1: no Ray cluster answers there"),
+    (["train", "--ray", "head-node"], "--ray head-node: expected HOST:PORT of the cluster's head node"),
+    (["train", "--ray-actor-cpus", "2"], "--ray-actor-cpus needs --ray ADDRESS"),
+    (["train", "--ray", "127.0.0.1:1", "--ray-actor-resources", "actor_node"],
+     "--ray-actor-resources 'actor_node': expected NAME=AMOUNT items"),
+    (["train", "--ray", "127.0.0.1:1", "--ray-learner-resources", "GPU=1"], "custom names only"),
+    (["train", "--ray", "127.0.0.1:1", "--ray-learner-cpus", "0"], "--ray-learner-cpus must be > 0, got 0"),
+    (["actors", "--ray", "127.0.0.1:1", "--add", "2"], "--ray 127.0.0.1:1: no Ray cluster answers there"),
+    (["actors", "--ray", "127.0.0.1:1", "--remove", "0"], "--remove must be >= 1, got 0"),
+])
+def test_bad_ray_input_is_refused_in_one_line(argv, message, tmp_path, capsys):
+    root = tmp_path / "run"
+    extra = SMALL_RUN if argv[0] == "train" else []
+    with pytest.raises(SystemExit) as stopped:
+        main(argv + extra + ["--root-dir", str(root)])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not root.exists()   # refused before the run's root is made
+
+
+# ------------------------------------------------------------------ one run on a two-node cluster
+def wait_until(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class RayRun:
+    """``s3ta train --ray`` of the small MiniGrid run: the learner asks for ``learner_node``,
+    the actors for ``actor_node``."""
+
+    def __init__(self, root_dir, address):
+        self.root, self.address = str(root_dir), address
+        argv = SMALL_RUN + ["--root-dir", self.root, "--actors", "2", "--max-frames", str(10 ** 9),
+                            "--ray", address, "--ray-learner-resources", "learner_node=1",
+                            "--ray-actor-resources", "actor_node=1"]
+        self.out = open(os.path.join(self.root, "launcher.out"), "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", *argv], cwd=ROOT,
+                                     env=self.environ(), stdout=self.out, stderr=subprocess.STDOUT)
+
+    @staticmethod
+    def environ():
+        return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+
+    def record(self):
+        return read_json_or_none(os.path.join(self.root, "launcher.json")) or {"services": {}}
+
+    def services(self):
+        return self.record()["services"]
+
+    def train_step(self):
+        progress = read_json_or_none(os.path.join(self.root, "learner.json"))
+        return progress["train_step"] if progress else 0
+
+    def actor_frames(self, index):
+        status = read_json_or_none(os.path.join(self.root, "actors", f"actor-{index}.json"))
+        return status["frames"] if status else 0
+
+    def log(self, name):
+        with open(os.path.join(self.root, "logs", f"{name}.log"), errors="replace") as f:
+            return f.read()
+
+    def wait_steps(self, minimum, timeout=150):
+        return wait_until(lambda: self.train_step() >= minimum and self.train_step(), timeout,
+                          f"train step {minimum} (at {self.train_step()})")
+
+    def restarted(self, name, restarts, old_pid, timeout=90):
+        def check():
+            s = self.services().get(name, {})
+            return s.get("restarts") == restarts and s.get("pid") not in (None, old_pid) and s
+        return wait_until(check, timeout, f"{name} restarted")
+
+    def actors(self, *args):
+        """``s3ta actors`` on this run: (exit code, output)."""
+        done = subprocess.run([sys.executable, "-m", "pipelines.cli", "actors", "--ray", self.address,
+                               "--root-dir", self.root, *args], cwd=ROOT, env=self.environ(),
+                              capture_output=True, text=True, timeout=180)
+        return done.returncode, done.stdout + done.stderr
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from pipelines.rl.ray_launcher import local_cluster
+
+    with local_cluster([{"num_cpus": 2, "resources": {"learner_node": 1}},
+                        {"num_cpus": 4, "resources": {"actor_node": 4}}]) as (address, node_ids):
+        yield address, node_ids
+
+
+@pytest.fixture(scope="module")
+def run(cluster, tmp_path_factory):
+    r = RayRun(tmp_path_factory.mktemp("ray-run"), cluster[0])
+    try:
+        r.wait_steps(3, timeout=240)
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.mark.slow
+def test_learner_and_replay_on_the_head_actors_on_the_worker(run, cluster):
+    head, worker = cluster[1]
+    record = run.record()
+    services = record["services"]
+    assert services["replay"]["node_id"] == services["learner"]["node_id"] == head
+    assert services["actor-0"]["node_id"] == services["actor-1"]["node_id"] == worker
+    assert all(s["sees_root"] for s in services.values())
+    # The learner and the actors are given the replay's node address, not localhost.
+    host, port = record["replay_address"].rsplit(":", 1)
+    assert host == services["replay"]["node_ip"] and host not in ("localhost", "127.0.0.1") and int(port) > 0
+    assert f"--replay-address {record['replay_address']}" in " ".join(
+        open(f"/proc/{services['learner']['pid']}/cmdline").read().split("\0"))
+    assert record["ray"]["placement"]["actor_resources"] == {"actor_node": 1.0}
+    assert record["ray"]["placement"]["learner_resources"] == {"learner_node": 1.0}
+
+
+@pytest.mark.slow
+def test_killed_actor_is_restarted_by_ray_and_training_goes_on(run, cluster):
+    before = run.services()
+    old = before["actor-0"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    step_at_kill = run.train_step()
+    restarted = run.restarted("actor-0", 1, old)
+    assert alive(restarted["pid"]) and restarted["node_id"] == cluster[1][1]
+    assert run.services()["learner"]["pid"] == before["learner"]["pid"]   # the learner never stopped
+    run.wait_steps(step_at_kill + 3)
+    assert "ray: actor-0 exited with code -9; its Ray actor exits so that Ray restarts it" in run.log("actor-0")
+    run.frames_at_actor_kill = run.actor_frames(0)   # the next test sees the restarted actor act
+
+
+
+
+@pytest.mark.slow
+def test_actors_are_added_and_removed_while_the_learner_goes_on(run, cluster):
+    learner = run.services()["learner"]["pid"]
+    code, out = run.actors("--add", "1")
+    assert code == 0 and "added actor-2 (now 3 actors" in out, out
+    added = wait_until(lambda: run.services().get("actor-2", {}).get("pid") and run.services()["actor-2"],
+                       60, "actor-2 in launcher.json")
+    assert added["node_id"] == cluster[1][1]
+    wait_until(lambda: run.actor_frames(2) > 0, 150, "actor-2 to act")
+    wait_until(lambda: run.actor_frames(0) > getattr(run, "frames_at_actor_kill", 0), 60,
+               "the actor Ray restarted to act")
+    code, out = run.actors("--remove", "1")
+    assert code == 0 and "removed actor-2 (now 2 actors)" in out, out
+    assert "actor-2" not in run.services() and not alive(added["pid"])
+    code, out = run.actors("--remove", "2")
+    assert code == 1 and "a run keeps at least one" in out, out
+    code, out = run.actors()
+    assert code == 0 and re.search(r"actor-1 +node ", out), out
+    assert run.services()["learner"]["pid"] == learner
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_root_is_refused(run, capsys):
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main(["train", *SMALL_RUN, "--root-dir", run.root, "--ray", run.address])
+    finally:
+        for sig, handler in handlers.items():   # (s3ta train installs its Ctrl-C handler)
+            signal.signal(sig, handler)
+    assert stopped.value.code == 2
+    assert "a run on this root is already running on the Ray cluster" in capsys.readouterr().err
+    assert run.proc.poll() is None and run.record()["launcher_pid"] == run.proc.pid
+
+
+@pytest.mark.slow
+def test_killed_learner_resumes_from_its_checkpoint(run):
+    old = run.services()["learner"]["pid"]
+    run.wait_steps(run.train_step() + 2)   # at least one checkpoint since the last restart
+    os.kill(old, signal.SIGKILL)
+    run.restarted("learner", 1, old)
+    found = wait_until(lambda: re.search(r"resumed from \S+ckpt-(\d+) at train step (\d+)", run.log("learner")),
+                       150, "the learner to resume")
+    checkpoint, resumed = int(found.group(1)), int(found.group(2))
+    assert checkpoint == resumed >= 3
+    # The resumed learner trains on: a checkpoint of its own, 3 steps past the resumed one.
+    wait_until(lambda: any(int(step) >= resumed + 3 for step in
+                           re.findall(r"checkpoints/ckpt-(\d+)", run.log("learner").split(found.group(0))[-1])),
+               150, f"the resumed learner to reach train step {resumed + 3}")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_whole_run_after_a_final_checkpoint(run):
+    pids = [s["pid"] for s in run.services().values()]
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(120) == 130
+    wait_until(lambda: not any(alive(p) for p in pids), 30, "every service to end")
+    import tensorflow as tf
+    latest = tf.train.latest_checkpoint(os.path.join(run.root, "checkpoints"))
+    assert latest is not None and int(latest.rsplit("-", 1)[1]) == run.train_step()
+    last = open(os.path.join(run.root, "launcher.out")).read().strip().splitlines()[-1]
+    assert "train: stopped by SIGINT after" in last and f"kept: checkpoint {latest}" in last
