@@ -13,6 +13,10 @@
    alongside, with the split of the actors' time (``pipelines.rl.actor.TimeSplit``), the
    learner's share of time waiting for data and its policy lag. ``--compare-preset`` and
    ``--compare-set`` add configurations measured in the same run.
+4. **On Ray** (``--ray [ADDRESS]``): the same ``s3ta train`` run (same actors, same seconds) with
+   ``--ray``, its services as Ray actors (``pipelines.rl.ray_launcher``), on ADDRESS or on a
+   throwaway one-node Ray cluster on this machine, right after the local one: the engine's
+   overhead is ``1 - ray / local`` frames/s.
 
 Reports frames/s, and the ratios to the raw ALE rate and to the compute bound.
 """
@@ -85,8 +89,9 @@ def compute_bound(spec, num_actions: int, frames_per_step: int, peak_gflops: flo
 
 
 def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: float,
-                  warmup_seconds: float, root_dir: str, extra_args=()) -> dict:
-    """Runs ``s3ta train`` for ``seconds`` and samples its progress files."""
+                  warmup_seconds: float, root_dir: str, extra_args=(), sample=None) -> dict:
+    """Runs ``s3ta train`` for ``seconds`` and samples its progress files (and ``sample()``'s
+    numbers, if given, into each sample)."""
     from agents.impala.config import train_config
 
     batch = train_config(preset).batch_size
@@ -109,7 +114,7 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
             samples.append({"t": time.time() - start,
                             "learner_frames": learner["frames"] if learner else 0,
                             "train_step": learner["train_step"] if learner else 0,
-                            "actor_frames": actor_frames})
+                            "actor_frames": actor_frames, **(sample() if sample else {})})
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -127,6 +132,10 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
         else:
             result[key.replace("frames", "frames_per_second")] = None
     result["train_steps"] = samples[-1]["train_step"] if samples else 0
+    result["first_update_seconds"] = next((s["t"] for s in samples if s["train_step"] > 0), None)
+    if sample and len(steady) > 1:   # the rate of each of sample()'s counters over the measured window
+        result["sampled_rates"] = {k: (steady[-1][k] - steady[0][k]) / (steady[-1]["t"] - steady[0]["t"])
+                                   for k in sample()}
     result["actor_time_split"] = actor_time_split(root_dir)
     result["learner"] = learner_figures(root_dir)
     return result
@@ -173,7 +182,8 @@ def run_e2e_benchmark(out_path=None, args=None) -> dict:
     peak = matmul_peak_gflops(tf.as_dtype(precision), seconds=2.0 if quick else 5.0)
     variants = [""] + list(dict.fromkeys(getattr(args, "compare_set", None) or []))
     measured = {p + (f" {v}" if v else ""): measure_preset(env_id, p, agent, precision, seconds, raw, peak,
-                                                             getattr(args, "actors", None), v.split())
+                                                             getattr(args, "actors", None), v.split(),
+                                                             ray=getattr(args, "ray", None))
                 for p in presets for v in variants}
     return {
         "benchmark": "e2e", "env": env_id, "agent": agent, "precision": precision,
@@ -190,9 +200,10 @@ def run_e2e_benchmark(out_path=None, args=None) -> dict:
 
 
 def measure_preset(env_id: str, preset: str, agent: str, precision: str, seconds: float, raw: float,
-                   peak: float, actors=None, overrides=()) -> dict:
+                   peak: float, actors=None, overrides=(), ray=None) -> dict:
     """One preset's end-to-end frames/s, its compute bound and both ratios, with ``overrides``
-    (``KEY=VALUE`` strings, as ``--set`` takes them) applied."""
+    (``KEY=VALUE`` strings, as ``--set`` takes them) applied; with ``ray`` (an address, or
+    ``local``) the same run on Ray too (:func:`measure_on_ray`)."""
     from agents.impala.builder import RunSpec
     from agents.impala.config import train_config
     from s3ta_tf.flops import agent_step_flops
@@ -213,7 +224,9 @@ def measure_preset(env_id: str, preset: str, agent: str, precision: str, seconds
     fps = train["learner_frames_per_second"] or train["actor_frames_per_second"]
     print(f"e2e {' '.join([preset, *overrides])}: {fps or 0:,.0f} frames/s end to end, raw ALE {raw:,.0f}, compute bound "
           f"{bound['frames_per_second']:,.0f}", flush=True)
+    on_ray = measure_on_ray(ray, fps, env_id, preset, agent, actors, seconds, precision, overrides) if ray else None
     return {
+        **({"ray": on_ray} if on_ray else {}),
         "preset": preset, "overrides": list(overrides), "actor_engine": spec.train.actor_engine,
         "actor_groups": spec.train.actor_groups, "envs_per_actor": spec.train.envs_per_actor, "actors": actors, "num_actions": num_actions, "frames_per_step": frames_per_step,
         "feature_shape": list(spec.agent.feature_shape),
@@ -225,3 +238,53 @@ def measure_preset(env_id: str, preset: str, agent: str, precision: str, seconds
         "ratio_to_raw_env": fps / raw if fps else None,
         "ratio_to_compute_bound": fps / bound["frames_per_second"] if fps else None,
     }
+
+
+def measure_on_ray(address: str, local_fps, env_id: str, preset: str, agent: str, actors: int, seconds: float,
+                   precision: str, overrides=()) -> dict:
+    """The run of :func:`measure_train` again with ``s3ta train --ray``: on ``address``, or for
+    ``local`` on a one-node Ray cluster started here for it (CPUs: the actors', replay's and
+    learner's one each). Its frames/s and the overhead against ``local_fps``; on the local
+    cluster also the CPU that Ray's own processes took meanwhile (``ray_cores``: its GCS,
+    raylet and the Ray workers hosting the services, not the services), a figure that other
+    jobs on the machine do not disturb as they disturb frames/s."""
+    import contextlib
+    from pipelines.rl.ray_launcher import local_cluster
+
+    extra = ("--precision", precision, *sum((["--set", o] for o in overrides), []))
+    cluster = (local_cluster([{"num_cpus": actors + 2}]) if address == "local"
+               else contextlib.nullcontext((address, None)))
+    root_dir = tempfile.mkdtemp(prefix="s3ta-bench-e2e-ray-")
+    try:
+        with cluster as (ray_address, _):
+            train = measure_train(env_id, preset, agent, actors, seconds, warmup_seconds=seconds / 3,
+                                  root_dir=root_dir, extra_args=(*extra, "--ray", ray_address),
+                                  sample=ray_cpu_seconds if address == "local" else None)
+    finally:
+        shutil.rmtree(root_dir, ignore_errors=True)
+    fps = train["learner_frames_per_second"] or train["actor_frames_per_second"]
+    overhead = 1.0 - fps / local_fps if fps and local_fps else None
+    ray_cores = (train.get("sampled_rates") or {}).get("ray_cpu_seconds")
+    print(f"e2e {' '.join([preset, *overrides])} on Ray ({address}): {fps or 0:,.0f} frames/s end to end"
+          + (f", overhead {100 * overhead:.1f}% against the local launcher" if overhead is not None else "")
+          + (f"; Ray's own processes used {ray_cores:.3f} cores" if ray_cores is not None else ""), flush=True)
+    return {"address": address, "frames_per_second": fps, "overhead": overhead, "ray_cores": ray_cores,
+            "train": train}
+
+
+def ray_cpu_seconds() -> dict:
+    """CPU seconds so far of this process's descendants that are Ray's (a local cluster's GCS,
+    raylet, dashboard agents and workers), leaving out the s3ta processes (``pipelines.cli``:
+    the launcher and the services it hosts): ``{"ray_cpu_seconds": s}``."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "pipelines.cli" in " ".join(child.cmdline()):
+                continue
+            times = child.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:   # (ended meanwhile)
+            continue
+    return {"ray_cpu_seconds": total}
