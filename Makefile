@@ -4,6 +4,11 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist): one per core, at most 4 (each holds a TensorFlow of ~1 GiB);
+# `make test JOBS=1` runs in one process. Each test file stays on one worker (--dist loadfile):
+# some files share one running service across their tests.
+JOBS    ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+XDIST   := $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadfile,)
 
 .PHONY: venv system-packages demo test test-fast bench freeze clean
 
@@ -26,13 +31,13 @@ demo: venv
 system-packages:
 	@.ci/system-packages
 
-## test: the whole suite (real Reverb, ALE, TFDS builders; < 20 min on 2 cores)
+## test: the whole suite (real Reverb, ALE, TFDS builders; about 12 min on 2 cores)
 test: venv system-packages
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 ## test-fast: everything not marked slow (no training runs, populations, Docker or full Atari episodes)
 test-fast: venv system-packages
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 ## bench: all benchmarks, JSON under bench/results/
 bench: venv

@@ -144,12 +144,12 @@ def measure_train(env_id: str, preset: str, agent: str, actors: int, seconds: fl
 def learner_figures(root_dir: str) -> dict:
     """The learner's share of time waiting for data (``learner.json``) and its mean policy lag
     (train steps between acting and learning, over its summaries' second half)."""
-    from pipelines.evaluation.curves import _summary_records
+    from pipelines.evaluation.curves import summary_records
 
     record = read_json_or_none(os.path.join(root_dir, "learner.json")) or {}
     figures = {"batch_wait_fraction": record.get("batch_wait_fraction")}
     events = os.path.join(root_dir, "summaries", "learner")
-    lags = [r["policy/lag"] for r in (_summary_records(events) if os.path.isdir(events) else []) if "policy/lag" in r]
+    lags = [r["policy/lag"] for r in (summary_records(events) if os.path.isdir(events) else []) if "policy/lag" in r]
     figures["policy_lag"] = sum(lags[len(lags) // 2:]) / len(lags[len(lags) // 2:]) if lags else None
     return figures
 

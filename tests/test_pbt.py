@@ -11,6 +11,7 @@ import tensorflow as tf
 from agents.impala.builder import RunSpec
 from pipelines.pbt.config import HYPERPARAMETERS, clip_to_bounds, train_overrides
 from pipelines.pbt.member import adopt_checkpoint, fitness
+from pipelines.rl.learner_log import Progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = "MiniGrid-Empty-5x5-v0"
@@ -47,11 +48,11 @@ def test_a_members_hyperparameters_reach_the_optimiser():
 
 
 def test_fitness_is_capped_hns_for_atari_and_the_mean_return_otherwise():
-    assert fitness({"mean_return": 0.9}, ENV) == pytest.approx(0.9)
-    assert fitness({"mean_return": None}, ENV) < -1e8
-    assert fitness({"mean_return": 21.0}, "ALE/Pong-v5") == 100.0                  # capped
-    assert fitness({"mean_return": -20.7}, "ALE/Pong-v5") == pytest.approx(0.0, abs=1e-6)
-    assert fitness({"mean_return": 1.0, "human_normalized": {"capped_mean": 42.0}},
+    assert fitness(Progress(mean_return=0.9), ENV) == pytest.approx(0.9)
+    assert fitness(Progress(mean_return=None), ENV) < -1e8
+    assert fitness(Progress(mean_return=21.0), "ALE/Pong-v5") == 100.0                  # capped
+    assert fitness(Progress(mean_return=-20.7), "ALE/Pong-v5") == pytest.approx(0.0, abs=1e-6)
+    assert fitness(Progress(mean_return=1.0, human_normalized={"capped_mean": 42.0}),
                    "ALE/Pong-v5,ALE/Breakout-v5") == 42.0
 
 
@@ -132,7 +133,7 @@ def test_a_member_trains_with_its_perturbed_learning_rate_not_an_annealed_one(tm
     throughout, also near the segment's end, even if the user asked for annealing."""
     from pipelines.rl.learner import Learner
     from pipelines.rl.lifecycle import StopFlag
-    from pipelines.evaluation.curves import _summary_records
+    from pipelines.evaluation.curves import summary_records
 
     assert RunSpec.from_args("small", "attention", MODEL, env_id=ENV).train.anneal_learning_rate
     spec = _member_spec(HYPER, "adam", "train.anneal_learning_rate=true", "train.summary_interval=1")
@@ -142,7 +143,7 @@ def test_a_member_trains_with_its_perturbed_learning_rate_not_an_annealed_one(tm
     _write_trajectories(replay, spec, learner.network, spec.train.batch_size, seed=0)
     assert learner.run(max_steps=1) == 0 and learner.train_step == 1
     assert float(learner.agent.learning_rate.numpy()) == pytest.approx(HYPER["learning_rate"])
-    logged = [r["learning_rate"] for r in _summary_records(str(tmp_path / "summaries" / "learner"))
+    logged = [r["learning_rate"] for r in summary_records(str(tmp_path / "summaries" / "learner"))
               if "learning_rate" in r]
     assert logged == [pytest.approx(HYPER["learning_rate"])]
     recorded = json.loads((tmp_path / "run.json").read_text())

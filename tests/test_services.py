@@ -323,7 +323,7 @@ def test_learner_step_returns_the_metrics_of_one_update_and_the_logger_writes_th
     writes each of them as a TensorBoard scalar (the record's own fields aside) and the record
     the launcher reads."""
     from agents.impala.replay import BatchReader
-    from pipelines.evaluation.curves import _summary_records
+    from pipelines.evaluation.curves import summary_records
     from pipelines.rl.learner_log import NOT_SUMMARISED, read_progress
 
     address = f"localhost:{server.port}"
@@ -352,7 +352,7 @@ def test_learner_step_returns_the_metrics_of_one_update_and_the_logger_writes_th
 
     learner.logger.write_summaries(metrics)
     learner.logger.write_record(metrics)
-    written = _summary_records(str(tmp_path / "summaries" / "learner"))
+    written = summary_records(str(tmp_path / "summaries" / "learner"))
     assert len(written) == 1 and set(written[0]) == set(metrics) - NOT_SUMMARISED | {"step"}
     assert written[0]["step"] == 1 and written[0]["loss/total"] == pytest.approx(metrics["loss/total"])
     progress = read_progress(str(tmp_path))

@@ -6,7 +6,7 @@ A run's curve comes from its learner's TensorBoard summaries (``ROOT/summaries/l
 frames consumed), both written at the same train steps; the environment comes from
 ``ROOT/run.json``. Human-normalised returns are computed for the 57 ALE games; a multi-level
 run (a comma list of ids) shows its logged capped mean human-normalised return. Points are
-drawn in the order they were written, against frames (see :func:`_summary_records`).
+drawn in the order they were written, against frames (see :func:`summary_records`).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def read_events(path: str) -> list:
     return events
 
 
-def _summary_records(event_dir: str) -> List[Dict[str, float]]:
+def summary_records(event_dir: str) -> List[Dict[str, float]]:
     """The learner's summary writes in the order they were made: one ``{tag: value, "step"}``
     per write (the scalars of one train step). Event files are read in the order they were
     started (each learner process writes its own). Nothing is keyed by step alone: a PBT
@@ -99,7 +99,7 @@ def load_curve(run_dir: str, label: Optional[str] = None) -> dict:
         raise FileNotFoundError(f"{run_dir}: no summaries/learner directory; expected the --root-dir of a "
                                 f"training run ('s3ta train')")
     config = read_record(run_dir) if record_path(run_dir) is not None else {}
-    points = [r for r in _summary_records(event_dir) if "episode_return" in r and "frames" in r]
+    points = [r for r in summary_records(event_dir) if "episode_return" in r and "frames" in r]
     env = config.get("env_id", "")
     multi = "," in env
     game = scores.game_name(env) if env and not multi else None

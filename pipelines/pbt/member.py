@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 from pipelines.pbt.config import HYPERPARAMETERS, MEMBER_OVERRIDES, train_overrides
+from pipelines.rl.learner_log import Progress, read_progress
 from s3ta_tf.atomic_io import read_json_or_none, write_json_atomic
 from s3ta_tf.run_record import RUN_FILE
 
@@ -22,15 +23,15 @@ LINEAGE_FILE = "lineage.jsonl"
 NO_FITNESS = -1e9   # before the first finished episode
 
 
-def fitness(progress: dict, env_id: str) -> float:
-    """The PBT fitness of a member's ``learner.json``: the capped mean human-normalised return
-    of a multi-level Atari run, the capped human-normalised return of one Atari game, the
-    plain mean return otherwise."""
+def fitness(progress: Progress, env_id: str) -> float:
+    """The PBT fitness of a member's learner record (``learner.json``, :class:`Progress`): the
+    capped mean human-normalised return of a multi-level Atari run, the capped
+    human-normalised return of one Atari game, the plain mean return otherwise."""
     from pipelines.evaluation.scores import game_name, human_normalized
 
-    if (progress.get("human_normalized") or {}).get("capped_mean") is not None:
-        return float(progress["human_normalized"]["capped_mean"])
-    mean = progress.get("mean_return")
+    if progress.capped_mean_hns is not None:
+        return float(progress.capped_mean_hns)
+    mean = progress.mean_return
     if mean is None:
         return NO_FITNESS
     game = game_name(env_id) if "," not in env_id else None
@@ -116,10 +117,10 @@ def train_member(config: dict) -> None:
                                   stdout=log, stderr=subprocess.STDOUT).returncode
         if code != 0:
             raise RuntimeError(f"member {trial}: 's3ta train' exited with code {code} (log: {log_path})")
-        progress = read_json_or_none(os.path.join(root, "learner.json")) or {}
-        frames = int(progress.get("frames", target))
+        progress = read_progress(root)
+        frames = progress.frames or target
         score = fitness(progress, run["env"])
-        state["segments"].append({"frames": frames, "fitness": score, "mean_return": progress.get("mean_return"),
+        state["segments"].append({"frames": frames, "fitness": score, "mean_return": progress.mean_return,
                                   "hyperparameters": hyper})
         write_json_atomic(os.path.join(root, MEMBER_FILE), state)
         with tempfile.TemporaryDirectory(prefix=f"pbt-{trial}-") as out:

@@ -70,8 +70,8 @@ def run_pbt(spec, pbt: PBTConfig, root_dir: str, max_frames: int, overrides: lis
         synch=pbt.synchronous)
     if address:
         ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(num_cpus=pbt.population, include_dashboard=False, log_to_driver=False,
+    else:   # "local": a Ray of its own, even when a cluster started by `ray start` runs on this host
+        ray.init(address="local", num_cpus=pbt.population, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     try:
         tuner = tune.Tuner(
