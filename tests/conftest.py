@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # worker at a time) no worker is left with a long file at the end while the other idles.
 # Scheduling only: a file missing from this list just runs in its usual place.
 LONGEST_FIRST = ("test_services_learning.py", "test_pbt.py", "test_faults_checkpoints_waiting.py",
-                 "test_services_faults.py", "test_services.py", "test_classify_learning.py",
-                 "test_research.py")
+                 "test_services_faults.py", "test_ray_cluster.py", "test_services.py",
+                 "test_classify_learning.py", "test_research.py")
 
 
 def pytest_collection_modifyitems(config, items):

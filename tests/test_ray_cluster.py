@@ -11,19 +11,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from pipelines.cli import main
-from s3ta_tf.atomic_io import read_json_or_none
+from test_services_faults import MODEL_SET, ROOT, TRAIN_SET, Run, alive, wait_until
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = "MiniGrid-Empty-5x5-v0"
-MODEL_SET = ["model.observation_shape=24,24,3", "model.convlstm_channels=16", "model.query_hidden=16",
-             "model.answer_hidden=32", "model.lstm_units=16", "model.head_hidden=16"]
-TRAIN_SET = ["train.unroll_length=5", "train.batch_size=2", "train.queue_size=8", "train.envs_per_actor=2",
-             "train.checkpoint_interval_secs=1", "train.summary_interval=1", "train.variable_pull_interval=5"]
 SMALL_RUN = ["--env", ENV, "--preset", "small"] + sum((["--set", s] for s in MODEL_SET + TRAIN_SET), [])
 
 
@@ -51,68 +45,16 @@ def test_bad_ray_input_is_refused_in_one_line(argv, message, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ one run on a two-node cluster
-def wait_until(condition, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-class RayRun:
+class RayRun(Run):
     """``s3ta train --ray`` of the small MiniGrid run: the learner asks for ``learner_node``,
     the actors for ``actor_node``."""
+    STOP_SECS = 120
+    RESTART_SECS = 90
 
     def __init__(self, root_dir, address):
-        self.root, self.address = str(root_dir), address
-        argv = SMALL_RUN + ["--root-dir", self.root, "--actors", "2", "--max-frames", str(10 ** 9),
-                            "--ray", address, "--ray-learner-resources", "learner_node=1",
-                            "--ray-actor-resources", "actor_node=1"]
-        self.out = open(os.path.join(self.root, "launcher.out"), "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", *argv], cwd=ROOT,
-                                     env=self.environ(), stdout=self.out, stderr=subprocess.STDOUT)
-
-    @staticmethod
-    def environ():
-        return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-
-    def record(self):
-        return read_json_or_none(os.path.join(self.root, "launcher.json")) or {"services": {}}
-
-    def services(self):
-        return self.record()["services"]
-
-    def train_step(self):
-        progress = read_json_or_none(os.path.join(self.root, "learner.json"))
-        return progress["train_step"] if progress else 0
-
-    def actor_frames(self, index):
-        status = read_json_or_none(os.path.join(self.root, "actors", f"actor-{index}.json"))
-        return status["frames"] if status else 0
-
-    def log(self, name):
-        with open(os.path.join(self.root, "logs", f"{name}.log"), errors="replace") as f:
-            return f.read()
-
-    def wait_steps(self, minimum, timeout=150):
-        return wait_until(lambda: self.train_step() >= minimum and self.train_step(), timeout,
-                          f"train step {minimum} (at {self.train_step()})")
-
-    def restarted(self, name, restarts, old_pid, timeout=90):
-        def check():
-            s = self.services().get(name, {})
-            return s.get("restarts") == restarts and s.get("pid") not in (None, old_pid) and s
-        return wait_until(check, timeout, f"{name} restarted")
+        self.address = address
+        super().__init__(root_dir, ["--ray", address, "--ray-learner-resources", "learner_node=1",
+                                    "--ray-actor-resources", "actor_node=1"])
 
     def actors(self, *args):
         """``s3ta actors`` on this run: (exit code, output)."""
@@ -120,16 +62,6 @@ class RayRun:
                                "--root-dir", self.root, *args], cwd=ROOT, env=self.environ(),
                               capture_output=True, text=True, timeout=180)
         return done.returncode, done.stdout + done.stderr
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.out.close()
 
 
 @pytest.fixture(scope="module")

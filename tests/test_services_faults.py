@@ -34,19 +34,29 @@ def wait_until(condition, timeout, what):
 
 
 class Run:
-    def __init__(self, root_dir):
+    """``s3ta train`` of the small MiniGrid run with two actors (``extra``: more flags), read
+    through the files it writes."""
+    STOP_SECS = 90        # for the final checkpoint after SIGINT
+    RESTART_SECS = 60     # for a killed service to come back
+
+    def __init__(self, root_dir, extra=()):
         self.root = str(root_dir)
         args = ["--env", "MiniGrid-Empty-5x5-v0", "--preset", "small", "--root-dir", self.root,
-                "--actors", "2", "--max-frames", str(10 ** 9)]
+                "--actors", "2", "--max-frames", str(10 ** 9), *extra]
         args += sum((["--set", s] for s in MODEL_SET), []) + sum((["--set", s] for s in TRAIN_SET), [])
-        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
         self.out = open(os.path.join(self.root, "launcher.out"), "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", *args], cwd=ROOT,
-                                     env=env, stdout=self.out, stderr=subprocess.STDOUT)
+                                     env=self.environ(), stdout=self.out, stderr=subprocess.STDOUT)
+
+    @staticmethod
+    def environ():
+        return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+
+    def record(self):
+        return read_json_or_none(os.path.join(self.root, "launcher.json")) or {"services": {}}
 
     def services(self):
-        state = read_json_or_none(os.path.join(self.root, "launcher.json")) or {"services": {}}
-        return state["services"]
+        return self.record()["services"]
 
     def train_step(self):
         progress = read_json_or_none(os.path.join(self.root, "learner.json"))
@@ -64,17 +74,17 @@ class Run:
         return wait_until(lambda: self.train_step() >= minimum and self.train_step(), timeout,
                           f"train step {minimum} (at {self.train_step()})")
 
-    def restarted(self, name, restarts, old_pid, timeout=60):
+    def restarted(self, name, restarts, old_pid, timeout=None):
         def check():
             s = self.services().get(name, {})
             return s.get("restarts") == restarts and s.get("pid") not in (None, old_pid) and s
-        return wait_until(check, timeout, f"{name} restarted")
+        return wait_until(check, timeout or self.RESTART_SECS, f"{name} restarted")
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(90)
+                self.proc.wait(self.STOP_SECS)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
