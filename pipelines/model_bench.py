@@ -71,6 +71,36 @@ def learner_step_fn(model, batch: int, unroll: int, compiled: bool = True):
     return lambda: train(experience).loss
 
 
+def measure_model(model, precision: str, flops: float, batch: int, unroll: int, secs: float,
+                  quick: bool) -> dict:
+    """The actor step at batch 1 and 16 and the learner update (compiled and eager) of
+    ``model``: times, rates and GFLOP/s (``flops`` per agent step)."""
+    step = actor_step_fn(model)
+    entry = {}
+    for b in (1, 16):
+        o = tf.zeros((b,) + tuple(model.config.observation_shape), tf.uint8)
+        a, r, s = tf.zeros([b], tf.int32), tf.zeros([b]), model.initial_state(b)
+        sec = median_seconds(lambda: tf.nest.map_structure(lambda t: t.numpy(), step(o, a, r, s)), secs, 5)
+        entry[f"actor_batch{b}"] = {"ms_per_call": sec * 1e3, "agent_steps_per_s": b / sec,
+                                    "gflops": b * flops / sec / 1e9}
+        print(f"{precision} actor batch {b}: {sec * 1e3:.1f} ms/call, {b / sec:.0f} steps/s", flush=True)
+    for mode in ("compiled", "eager"):
+        print(f"{precision} learner ({mode}): unroll {unroll} x batch {batch} ...", flush=True)
+        train = learner_step_fn(model, batch, unroll, compiled=(mode == "compiled"))
+        t0 = time.perf_counter()
+        train().numpy()
+        first = time.perf_counter() - t0
+        sec = median_seconds(lambda: train().numpy(), 3 * secs, 2 if (quick or mode == "eager") else 3)
+        samples = batch * unroll / sec
+        key = "learner" if mode == "compiled" else "learner_eager"
+        entry[key] = {"s_per_update": sec, "samples_per_s": samples, "first_call_s": first,
+                      "gflops": 3 * flops * samples / 1e9}
+        print(f"{precision} learner ({mode}): {samples:.0f} samples/s "
+              f"({entry[key]['gflops']:.0f} GFLOP/s)", flush=True)
+    entry["compiled_over_eager"] = entry["learner"]["samples_per_s"] / entry["learner_eager"]["samples_per_s"]
+    return entry
+
+
 def run_model_benchmark(out_path=None, args=None) -> dict:
     from s3ta_tf import build_agent_net
     from s3ta_tf.precision import cpu_summary, native_bfloat16
@@ -94,30 +124,7 @@ def run_model_benchmark(out_path=None, args=None) -> dict:
     result["gflop_per_agent_step"] = flops / 1e9
     for precision in precisions:
         model = build_agent_net(agent_config(preset, [f"precision={precision}"]), variant, num_actions)
-        step = actor_step_fn(model)
-        entry = {}
-        for b in (1, 16):
-            o = tf.zeros((b,) + tuple(model.config.observation_shape), tf.uint8)
-            a, r, s = tf.zeros([b], tf.int32), tf.zeros([b]), model.initial_state(b)
-            sec = median_seconds(lambda: tf.nest.map_structure(lambda t: t.numpy(), step(o, a, r, s)), secs, 5)
-            entry[f"actor_batch{b}"] = {"ms_per_call": sec * 1e3, "agent_steps_per_s": b / sec,
-                                        "gflops": b * flops / sec / 1e9}
-            print(f"{precision} actor batch {b}: {sec * 1e3:.1f} ms/call, {b / sec:.0f} steps/s", flush=True)
-        for mode in ("compiled", "eager"):
-            print(f"{precision} learner ({mode}): unroll {unroll} x batch {batch} ...", flush=True)
-            train = learner_step_fn(model, batch, unroll, compiled=(mode == "compiled"))
-            t0 = time.perf_counter()
-            train().numpy()
-            first = time.perf_counter() - t0
-            sec = median_seconds(lambda: train().numpy(), 3 * secs, 2 if (quick or mode == "eager") else 3)
-            samples = batch * unroll / sec
-            key = "learner" if mode == "compiled" else "learner_eager"
-            entry[key] = {"s_per_update": sec, "samples_per_s": samples, "first_call_s": first,
-                          "gflops": 3 * flops * samples / 1e9}
-            print(f"{precision} learner ({mode}): {samples:.0f} samples/s "
-                  f"({entry[key]['gflops']:.0f} GFLOP/s)", flush=True)
-        entry["compiled_over_eager"] = entry["learner"]["samples_per_s"] / entry["learner_eager"]["samples_per_s"]
-        result[precision] = entry
+        result[precision] = measure_model(model, precision, flops, batch, unroll, secs, quick)
     # The machine is shared: measure the peak again at the end and use the higher reading, so a
     # busy moment during the first reading cannot inflate the fractions of peak.
     end_peak = {p: matmul_peak_gflops(tf.as_dtype(p), seconds=secs) for p in precisions}

@@ -44,7 +44,11 @@ def register(sub) -> None:
                     "logits. Run 's3ta classify SUB --help' for each sub-command.")
     cs = p.add_subparsers(dest="classify_command", metavar="SUB")
     cs.required = True
+    for add in (_register_train, _register_eval, _register_export, _register_attention):
+        add(cs)
 
+
+def _register_train(cs) -> None:
     t = cs.add_parser("train", help="train (or resume) a classifier",
                       description="Train with SGD momentum, piecewise lr, weight decay and the "
                                   "T=4->8 curriculum of the preset; progress bar, TensorBoard "
@@ -70,6 +74,8 @@ def register(sub) -> None:
     add_no_progress(t)
     t.set_defaults(func=_train)
 
+
+def _register_eval(cs) -> None:
     e = cs.add_parser("eval", help="top-1/top-5 accuracy on the validation split",
                       description="Restore the latest checkpoint of --root-dir and report "
                                   "top-1 and top-5 accuracy; also written to "
@@ -82,6 +88,8 @@ def register(sub) -> None:
     add_no_progress(e)
     e.set_defaults(func=_eval)
 
+
+def _register_export(cs) -> None:
     x = cs.add_parser("export", help="SavedModel taking JPEG/PNG bytes (or video frames)",
                       description="Write a SavedModel whose serving_default takes 'images' "
                                   "(string [B] of JPEG/PNG bytes; video runs: 'frames' uint8 "
@@ -93,6 +101,8 @@ def register(sub) -> None:
     x.add_argument("--top-k", type=int, default=5, help="classes returned (default 5)")
     x.set_defaults(func=_export)
 
+
+def _register_attention(cs) -> None:
     a = cs.add_parser("attention", help="picture of the attention over the T steps",
                       description="Draw each head's attention at every step on held-out "
                                   "examples (one row per head, one column per step).")

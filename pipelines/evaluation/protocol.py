@@ -83,6 +83,16 @@ def _noops_of(env) -> Optional[int]:
     return None if wrapper is None else int(wrapper.last_noops)
 
 
+def choose_actions(logits, greedy: bool, rng: np.random.Generator) -> np.ndarray:
+    """One action per row of ``logits``: the argmax when ``greedy``, else a draw from the softmax."""
+    logits = np.asarray(logits, np.float64)
+    if greedy:
+        return logits.argmax(-1)
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    p = z / z.sum(-1, keepdims=True)
+    return np.array([rng.choice(len(row), p=row) for row in p])
+
+
 def evaluate_game(stepper, env_id: str, protocol: Protocol,
                   progress: Optional[Callable[[dict, int, int, float], None]] = None) -> dict:
     """Plays ``protocol.episodes`` episodes of ``env_id``; returns the game's record (summary
@@ -108,13 +118,7 @@ def evaluate_game(stepper, env_id: str, protocol: Protocol,
         obs = np.stack([time_steps[j].observation for j in active])
         sub_state = {name: v[idx] for name, v in state.items()}
         out, new_state = stepper.step(obs, prev_action[idx], prev_reward[idx], sub_state, first[idx])
-        logits = np.asarray(out["logits"], np.float64)
-        if protocol.greedy:
-            actions = logits.argmax(-1)
-        else:
-            z = np.exp(logits - logits.max(-1, keepdims=True))
-            p = z / z.sum(-1, keepdims=True)
-            actions = np.array([rng.choice(len(row), p=row) for row in p])
+        actions = choose_actions(out["logits"], protocol.greedy, rng)
         for name, v in new_state.items():
             state[name][idx] = v
         still = []
