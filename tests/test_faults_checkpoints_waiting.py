@@ -277,3 +277,22 @@ def test_train_resumes_past_a_damaged_checkpoint_and_ctrl_c_says_what_was_kept(r
     assert line.split("] ", 1)[1].startswith("train: stopped by SIGINT after "), line
     assert f"kept: checkpoint {latest} (train step {reached})" in line and "reached" not in line
     assert f"SavedModel {os.path.join(root, 'export', 'latest')}" in line
+
+
+def test_a_service_that_keeps_failing_just_after_its_start_stops_the_run_with_its_log(tmp_path):
+    """The launchers' (local and Ray) rule for a service that exits again and again: each quick
+    exit (within QUICK_FAILURE_SECS of its start) counts, a later one resets the count, and one
+    more than MAX_QUICK_FAILURES in a row stops the run with the service's last log lines."""
+    from pipelines.rl.launcher import MAX_QUICK_FAILURES, Service, count_exit
+
+    service = Service("actor-0", ["true"], str(tmp_path / "actor-0.log"))
+    (tmp_path / "actor-0.log").write_text("ValueError: the emulator's ROM is missing\n")
+    for _ in range(MAX_QUICK_FAILURES):
+        count_exit(service, quick=True)
+    count_exit(service, quick=False)          # it ran a while: the count starts again
+    assert service.quick_failures == 0
+    for _ in range(MAX_QUICK_FAILURES):
+        count_exit(service, quick=True)
+    with pytest.raises(RuntimeError, match=f"actor-0 exited {MAX_QUICK_FAILURES + 1} times in a row") as e:
+        count_exit(service, quick=True)
+    assert "the emulator's ROM is missing" in str(e.value)

@@ -124,6 +124,16 @@ def _die_with_parent():  # runs in the child between fork and exec
         pass
 
 
+def count_exit(service, quick: bool) -> None:
+    """Counts a service's unexpected exit (a :class:`Service` or anything with its ``name``,
+    ``quick_failures`` and ``tail``); RuntimeError once more than MAX_QUICK_FAILURES exits in a
+    row came within QUICK_FAILURE_SECS of a start: restarting would not help."""
+    service.quick_failures = service.quick_failures + 1 if quick else 0
+    if service.quick_failures > MAX_QUICK_FAILURES:
+        raise RuntimeError(f"{service.name} exited {service.quick_failures} times in a row within "
+                           f"{QUICK_FAILURE_SECS:.0f}s of starting; last log:\n{service.tail()}")
+
+
 @dataclasses.dataclass
 class Service:
     """One service process, restartable."""
@@ -384,11 +394,7 @@ class Launcher:
             if s.restart_at is None and code == USAGE_ERROR:
                 raise RuntimeError(f"{s.name} rejected its arguments (exit code {code}):\n{s.tail(3)}")
             if s.restart_at is None:  # just noticed
-                quick = now - s.started_at < QUICK_FAILURE_SECS
-                s.quick_failures = s.quick_failures + 1 if quick else 0
-                if s.quick_failures > MAX_QUICK_FAILURES:
-                    raise RuntimeError(f"{s.name} exited {s.quick_failures} times in a row within "
-                                       f"{QUICK_FAILURE_SECS:.0f}s of starting; last log:\n{s.tail()}")
+                count_exit(s, quick=now - s.started_at < QUICK_FAILURE_SECS)
                 log(f"train: {s.name} exited with code {code}; restarting in {RESTART_DELAY_SECS:.0f}s. "
                     f"Log tail:\n{s.tail(5)}")
                 s.restart_at = now + RESTART_DELAY_SECS

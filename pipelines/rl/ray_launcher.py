@@ -47,9 +47,9 @@ import uuid
 import warnings
 from typing import Callable, Dict, List, Optional
 
-from pipelines.rl.launcher import (LAUNCHER_FILE, MAX_QUICK_FAILURES, PORT_ATTEMPTS, PORT_IN_USE,
+from pipelines.rl.launcher import (LAUNCHER_FILE, PORT_ATTEMPTS, PORT_IN_USE,
                                    QUICK_FAILURE_SECS, RESTART_DELAY_SECS, STOP_TIMEOUT_SECS, USAGE_ERROR,
-                                   EpisodeReturns, Launcher, PortReservation, Service, _lock_port,
+                                   EpisodeReturns, Launcher, PortReservation, Service, _lock_port, count_exit,
                                    reserve_port)
 from pipelines.rl.learner_log import read_progress
 from pipelines.rl.lifecycle import log
@@ -485,11 +485,7 @@ class RayLauncher(Launcher):
         old, s.state = s.state, state
         if old.get("pid") is not None and state.get("pid") != old["pid"]:   # Ray restarted the host
             s.restarts += 1
-            quick = state["started_at"] - old["started_at"] < QUICK_FAILURE_SECS + RESTART_DELAY_SECS
-            s.quick_failures = s.quick_failures + 1 if quick else 0
-            if s.quick_failures > MAX_QUICK_FAILURES:
-                raise RuntimeError(f"{s.name} exited {s.quick_failures} times in a row within "
-                                   f"{QUICK_FAILURE_SECS:.0f}s of starting; last log:\n{s.tail()}")
+            count_exit(s, quick=state["started_at"] - old["started_at"] < QUICK_FAILURE_SECS + RESTART_DELAY_SECS)
             log(f"train: Ray restarted {s.name} on {state['node_ip']} (pid {state['pid']}, restart {s.restarts}). "
                 f"Log tail:\n{s.tail(5)}")
         return (old.get("pid"), old.get("node_id")) != (state.get("pid"), state.get("node_id"))
