@@ -390,8 +390,12 @@ def test_a_population_evolves_records_its_lineage_and_goes_on_past_a_member_that
     import time
 
     root = tmp_path / "pbt"
+    # Two segments a member (an exploit needs a boundary after the burn-in), as short as lets
+    # every member finish episodes before each boundary: each segment is a fresh `s3ta train`.
+    FRAMES, SEGMENTS = 4000, ["pbt.interval_frames=2000", "pbt.ready_frames=2000"]
     args = ["pbt", "--pbt-preset", "small", "--population", "3", "--env", ENV, "--preset", "small",
-            "--root-dir", str(root), "--max-frames", "8000", *sum((["--set", s] for s in MODEL + TRAIN), [])]
+            "--root-dir", str(root), "--max-frames", str(FRAMES),
+            *sum((["--set", s] for s in MODEL + TRAIN + SEGMENTS), [])]
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONPATH=ROOT))
@@ -418,7 +422,7 @@ def test_a_population_evolves_records_its_lineage_and_goes_on_past_a_member_that
     assert "exited with code" in members[victim]["status"]
     survivors = {name: m for name, m in members.items() if name != victim}
     for m in survivors.values():
-        assert m["status"] == "finished" and m["frames"] >= 8000 and len(m["segments"]) >= 1, m
+        assert m["status"] == "finished" and m["frames"] >= FRAMES and len(m["segments"]) >= 1, m
         for s in m["segments"]:
             for name, (low, high) in HYPERPARAMETERS.items():
                 assert low <= s["hyperparameters"][name] <= high
