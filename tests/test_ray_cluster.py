@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,12 +45,74 @@ def test_bad_ray_input_is_refused_in_one_line(argv, message, tmp_path, capsys):
     assert not root.exists()   # refused before the run's root is made
 
 
+@pytest.fixture
+def keep_signal_handlers():
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in handlers.items():   # (s3ta train installs its Ctrl-C handler)
+        signal.signal(sig, handler)
+
+
+class FailingLauncher:
+    """A RayLauncher that records its arguments and fails as a replay server that does not start."""
+    seen = {}
+
+    def __init__(self, root_dir, run_args, num_actors, max_frames, placement, **settings):
+        FailingLauncher.seen = dict(run_args=run_args, **settings)
+        raise RuntimeError("the replay server did not start on 10.0.0.9 (its Ray actor died):\nlog tail line")
+
+
+def test_a_ray_run_that_fails_ends_in_one_line_with_the_resolved_precision(tmp_path, capsys, monkeypatch,
+                                                                           keep_signal_handlers):
+    import pipelines.rl.ray_launcher as ray_launcher
+    import pipelines.rl.ray_placement as ray_placement
+
+    monkeypatch.setattr(ray_placement, "check_reachable", lambda address: None)
+    monkeypatch.setattr(ray_launcher, "RayLauncher", FailingLauncher)
+    with pytest.raises(SystemExit) as stopped:   # the --replay-port range is checked with --ray too
+        main(["train", *SMALL_RUN, "--root-dir", str(tmp_path / "r"), "--ray", "10.0.0.9:6379",
+              "--replay-port", "70000"])
+    assert stopped.value.code == 2 and "--replay-port must be in [1, 65535], got 70000" in capsys.readouterr().err
+    code = main(["train", *SMALL_RUN, "--root-dir", str(tmp_path / "r"), "--ray", "10.0.0.9:6379",
+                 "--precision", "auto"])
+    out = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out.out + out.err
+    assert out.out.strip().splitlines()[-1].endswith(
+        "train: failed: the replay server did not start on 10.0.0.9 (its Ray actor died):")
+    run_args = FailingLauncher.seen["run_args"]
+    assert run_args[run_args.index("--precision") + 1] in ("float32", "bfloat16")   # resolved once, not 'auto'
+
+
+def test_s3ta_actors_ends_in_one_line_when_ray_fails(monkeypatch, capsys):
+    import ray
+
+    import pipelines.rl.ray_launcher as ray_launcher
+
+    def scale_actors(*args):
+        raise ray.exceptions.GetTimeoutError("Get timed out: some object(s) not ready.")
+    monkeypatch.setattr(ray_launcher, "scale_actors", scale_actors)
+    assert main(["actors", "--ray", "10.0.0.9:6379", "--root-dir", "/tmp/x", "--add", "1"]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].endswith("actors: failed: Get timed out: some object(s) not ready."), out
+
+
+def test_a_host_killed_or_never_created_is_waited_for_not_at_all():
+    from pipelines.rl.ray_launcher import RayLauncher, RemoteService
+
+    started = time.time()
+    assert RemoteService("actor-9", create=None).wait(60) is None and time.time() - started < 5
+    launcher = object.__new__(RayLauncher)
+    launcher.actors = []
+    assert launcher._scale(0) == (True, "no change (0 actors)")
+
+
 # ------------------------------------------------------------------ one run on a two-node cluster
 class RayRun(Run):
     """``s3ta train --ray`` of the small MiniGrid run: the learner asks for ``learner_node``,
     the actors for ``actor_node``."""
     STOP_SECS = 120
     RESTART_SECS = 90
+    RESUME_SECS = 150
 
     def __init__(self, root_dir, address):
         self.address = address
@@ -114,8 +177,6 @@ def test_killed_actor_is_restarted_by_ray_and_training_goes_on(run, cluster):
     run.frames_at_actor_kill = run.actor_frames(0)   # the next test sees the restarted actor act
 
 
-
-
 @pytest.mark.slow
 def test_actors_are_added_and_removed_while_the_learner_goes_on(run, cluster):
     learner = run.services()["learner"]["pid"]
@@ -132,20 +193,21 @@ def test_actors_are_added_and_removed_while_the_learner_goes_on(run, cluster):
     assert "actor-2" not in run.services() and not alive(added["pid"])
     code, out = run.actors("--remove", "2")
     assert code == 1 and "a run keeps at least one" in out, out
+    # The worker has room for 4 actors: actor-4 is never placed, and removing it takes no stop timeout.
+    code, out = run.actors("--add", "3")
+    assert code == 0 and "(now 5 actors" in out, out
+    started = time.time()
+    code, out = run.actors("--remove", "3")
+    assert code == 0 and "removed actor-2, actor-3, actor-4 (now 2 actors)" in out and time.time() - started < 45, out
     code, out = run.actors()
     assert code == 0 and re.search(r"actor-1 +node ", out), out
     assert run.services()["learner"]["pid"] == learner
 
 
 @pytest.mark.slow
-def test_a_second_run_on_the_same_root_is_refused(run, capsys):
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            main(["train", *SMALL_RUN, "--root-dir", run.root, "--ray", run.address])
-    finally:
-        for sig, handler in handlers.items():   # (s3ta train installs its Ctrl-C handler)
-            signal.signal(sig, handler)
+def test_a_second_run_on_the_same_root_is_refused(run, capsys, keep_signal_handlers):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", *SMALL_RUN, "--root-dir", run.root, "--ray", run.address])
     assert stopped.value.code == 2
     assert "a run on this root is already running on the Ray cluster" in capsys.readouterr().err
     assert run.proc.poll() is None and run.record()["launcher_pid"] == run.proc.pid
@@ -156,15 +218,7 @@ def test_killed_learner_resumes_from_its_checkpoint(run):
     old = run.services()["learner"]["pid"]
     run.wait_steps(run.train_step() + 2)   # at least one checkpoint since the last restart
     os.kill(old, signal.SIGKILL)
-    run.restarted("learner", 1, old)
-    found = wait_until(lambda: re.search(r"resumed from \S+ckpt-(\d+) at train step (\d+)", run.log("learner")),
-                       150, "the learner to resume")
-    checkpoint, resumed = int(found.group(1)), int(found.group(2))
-    assert checkpoint == resumed >= 3
-    # The resumed learner trains on: a checkpoint of its own, 3 steps past the resumed one.
-    wait_until(lambda: any(int(step) >= resumed + 3 for step in
-                           re.findall(r"checkpoints/ckpt-(\d+)", run.log("learner").split(found.group(0))[-1])),
-               150, f"the resumed learner to reach train step {resumed + 3}")
+    run.learner_resumed(old)
 
 
 @pytest.mark.slow

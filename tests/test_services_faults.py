@@ -38,6 +38,7 @@ class Run:
     through the files it writes."""
     STOP_SECS = 90        # for the final checkpoint after SIGINT
     RESTART_SECS = 60     # for a killed service to come back
+    RESUME_SECS = 120     # for a restarted learner to resume, and to train 3 steps on
 
     def __init__(self, root_dir, extra=()):
         self.root = str(root_dir)
@@ -79,6 +80,18 @@ class Run:
             s = self.services().get(name, {})
             return s.get("restarts") == restarts and s.get("pid") not in (None, old_pid) and s
         return wait_until(check, timeout or self.RESTART_SECS, f"{name} restarted")
+
+    def learner_resumed(self, old_pid):
+        """After the learner (``old_pid``) was killed: it comes back, resumes from its newest
+        checkpoint (at train step >= 3) and trains on to a checkpoint 3 steps past it."""
+        self.restarted("learner", 1, old_pid)
+        found = wait_until(lambda: re.search(r"resumed from \S+ckpt-(\d+) at train step (\d+)", self.log("learner")),
+                           self.RESUME_SECS, "the learner to resume")
+        checkpoint, resumed = int(found.group(1)), int(found.group(2))
+        assert checkpoint == resumed >= 3
+        wait_until(lambda: any(int(step) >= resumed + 3 for step in
+                               re.findall(r"checkpoints/ckpt-(\d+)", self.log("learner").split(found.group(0))[-1])),
+                   self.RESUME_SECS, f"the resumed learner to reach train step {resumed + 3}")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -126,12 +139,7 @@ def test_killed_learner_resumes_from_its_checkpoint(run):
     old = run.services()["learner"]["pid"]
     run.wait_steps(run.train_step() + 2)  # at least one checkpoint after the last restart
     os.kill(old, signal.SIGKILL)
-    run.restarted("learner", 1, old)
-    log = wait_until(lambda: re.search(r"resumed from \S+ckpt-(\d+) at train step (\d+)", run.log("learner")),
-                     120, "the learner to resume")
-    checkpoint, resumed = int(log.group(1)), int(log.group(2))
-    assert checkpoint == resumed >= 3
-    run.wait_steps(resumed + 3)  # the train step continues from the checkpoint
+    run.learner_resumed(old)
 
 
 def test_restarted_replay_server_reconnects_actors_and_learner(run):

@@ -28,10 +28,17 @@ def register(sub):
 
 
 def run(args) -> int:
+    check_at_least(("--add", args.add, 1), ("--remove", args.remove, 1), ("--timeout", args.timeout, 1))
+    import ray
+
+    from pipelines.commands.train import say_failed
     from pipelines.rl.ray_launcher import scale_actors
 
-    check_at_least(("--add", args.add, 1), ("--remove", args.remove, 1), ("--timeout", args.timeout, 1))
     delta = args.add or -(args.remove or 0)
-    ok, message = scale_actors(args.ray_address, args.root_dir, delta, args.timeout)
+    try:
+        ok, message = scale_actors(args.ray_address, args.root_dir, delta, args.timeout)
+    except (RuntimeError, ray.exceptions.RayError) as e:   # (the run's launcher or the cluster went away)
+        say_failed("actors", e)
+        return 1
     print(message, flush=True)
     return 0 if ok else 1

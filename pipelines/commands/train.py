@@ -3,6 +3,7 @@ with a progress line."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from agents.impala.config import DEMO
@@ -84,22 +85,51 @@ def run(args) -> int:
     for item in spec.overrides:
         if not item.startswith(("model.precision=", "train.env_id=")):  # passed as --precision/--env
             run_args += ["--set", item]
-    if args.precision:
+    if placement:   # resolved once, here: 'auto' on each node could pick differently
+        run_args += ["--precision", spec.agent.precision]
+    elif args.precision:
         run_args += ["--precision", args.precision]
     actor_args = ["--tf-threads", str(args.actor_threads)]
     if args.envs_per_actor:
         actor_args += ["--num-envs", str(args.envs_per_actor)]
     learner_args = ["--tf-threads", str(args.learner_threads)]
     if args.fine_tune_from:
-        learner_args += ["--fine-tune-from", args.fine_tune_from]
+        learner_args += ["--fine-tune-from", os.path.abspath(args.fine_tune_from)]
     stop_at_return = pick(args.stop_at_return, DEMO["stop_at_return"], None)
     settings = dict(replay_port=args.replay_port, replay=spec.train.replay, stop_at_return=stop_at_return,
                     learner_args=learner_args, actor_args=actor_args, stop=StopFlag().install())
     if placement:
-        from pipelines.rl.ray_launcher import RayLauncher
-        launcher = RayLauncher(root_dir, run_args, actors, max_frames, placement, **settings)
-    else:
-        launcher = Launcher(root_dir, run_args, actors, max_frames, **settings)
+        return _run_on_ray(root_dir, run_args, actors, max_frames, placement, settings, demo)
+    return _finish(Launcher(root_dir, run_args, actors, max_frames, **settings), root_dir, demo)
+
+
+def _run_on_ray(root_dir, run_args, actors, max_frames, placement, settings, demo) -> int:
+    """The run on the Ray cluster; a failure of the run (a service that does not start, a host
+    Ray lost, a call that timed out) ends it with one line, exit 1, after its services stopped."""
+    import ray
+
+    from pipelines.rl.ray_launcher import RayLauncher
+
+    stop = settings["stop"]
+    try:
+        return _finish(RayLauncher(root_dir, run_args, actors, max_frames, placement, **settings), root_dir, demo)
+    except (RuntimeError, ray.exceptions.RayError) as e:   # (the launcher's run shut its services down)
+        say_failed("train", e)
+        ray.shutdown()   # (done already unless the launcher failed before its run)
+        return 128 + signal.Signals[stop.signal_name].value if stop.signal_name else 1
+
+
+def say_failed(command: str, e: BaseException) -> None:
+    """The error as its detail lines (a log tail), then one line: ``COMMAND: failed: ...``."""
+    from pipelines.rl.lifecycle import log
+
+    lines = str(e).strip().splitlines() or [type(e).__name__]
+    for line in lines[1:]:
+        print(line, flush=True)
+    log(f"{command}: failed: {lines[0]}")
+
+
+def _finish(launcher, root_dir: str, demo: bool) -> int:
     start = time.time()
     code = launcher.run()
     if launcher.stop.signal_name:
@@ -175,8 +205,11 @@ def preflight(spec, root_dir: str, args) -> int:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     from pipelines.rl.replay import check_port_free
 
-    if args.replay_port is not None and not getattr(args, "ray_address", None):   # (with --ray: on its node)
-        check_port_free(args.replay_port, "--replay-port")
+    if args.replay_port is not None:
+        if not 1 <= args.replay_port <= 65535:
+            raise ValueError(f"--replay-port must be in [1, 65535], got {args.replay_port}")
+        if not getattr(args, "ray_address", None):   # (with --ray: free or not on the replay's node)
+            check_port_free(args.replay_port, "--replay-port")
     # An unknown id or mismatched levels fail here, not in a service, and before the root
     # directory is created (a refused run leaves nothing behind).
     num_actions = spec.check_levels()

@@ -417,7 +417,7 @@ class Launcher:
         pct = 100.0 * frames / self.max_frames
         eta = _duration((self.max_frames - frames) / fps) if fps > 0 else "?"
         mean = f"{self.returns.mean:.2f}" if self.returns.mean is not None else "-"
-        alive = sum(a.poll() is None for a in self.actors)
+        alive = sum(a.pid is not None and a.poll() is None for a in self.actors)   # (started, not exited)
         hns = p.capped_mean_hns   # multi-level Atari headline
         line = (f"frames {frames:,}/{self.max_frames:,} ({pct:5.1f}%) | {fps:,.0f} frames/s | "
                 f"mean return {mean} ({self.returns.count} episodes) | "

@@ -107,6 +107,24 @@ def pick_port(avoid=()) -> int:
     return reservation.port
 
 
+def _fits(need: Dict[str, float]) -> bool:
+    """True when some live node of the cluster has ``need`` (its total resources, busy or not)."""
+    import ray
+
+    return any(all(n["Resources"].get(k, 0) >= v for k, v in need.items()) for n in ray.nodes() if n["Alive"])
+
+
+def _answers(address: str) -> bool:
+    """True when the replay server at ``address`` answers."""
+    import reverb
+
+    try:
+        reverb.Client(address).server_info(timeout=2)
+        return True
+    except Exception:  # noqa: BLE001 (not up yet)
+        return False
+
+
 # ------------------------------------------------------------------ the Ray actor that runs a service
 class ServiceHost:
     """Runs one service process on its node (a Ray actor; see the module docstring).
@@ -168,7 +186,8 @@ class ServiceHost:
     def status(self) -> dict:
         service = self.service
         return {"pid": service.pid if service else None, "code": service.poll() if self.settled else None,
-                "error": self.error, "node_id": self.node_id, "node_ip": self.node_ip, "host_pid": os.getpid(),
+                "settled": self.settled, "error": self.error, "node_id": self.node_id, "node_ip": self.node_ip,
+                "host_pid": os.getpid(),
                 "started_at": self.started_at, "sees_root": self.sees_root,
                 "log": service.log_path if service else None,
                 "address": f"{self.node_ip}:{self.port}" if self.port else None}
@@ -177,6 +196,8 @@ class ServiceHost:
         self.stopping = True
         if self.service:
             self.service.signal(sig)
+        else:
+            self.settled = True   # nothing to wait for
 
     def tail(self, lines: int = 15) -> str:
         return self.service.tail(lines) if self.service else (self.error or "")
@@ -263,27 +284,41 @@ class RemoteService:
         except ray.exceptions.RayActorError:   # being restarted by Ray
             return None
 
-    def fetch(self, timeout: float = CALL_TIMEOUT_SECS) -> dict:
-        """The host's status, waiting for it (the last one known if the host does not answer)."""
+    def ask(self, timeout: float = CALL_TIMEOUT_SECS) -> dict:
+        """The host's status, waiting for it; Ray's RayActorError (the host died or is being
+        restarted) and GetTimeoutError (no answer: not placed yet, or busy) pass through."""
         import ray
 
-        if self.handle is not None:
-            try:
-                self.state = ray.get(self.handle.status.remote(), timeout=timeout)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                pass
+        self.state = ray.get(self.handle.status.remote(), timeout=timeout)
         return self.state
+
+    def placed(self) -> bool:
+        """False while Ray has not placed the host (no node has room for it) and once it is dead."""
+        from ray._private import state as ray_state
+
+        try:
+            info = ray_state.actors(actor_id=self.handle._actor_id.hex())
+        except Exception:  # noqa: BLE001 (Ray's private table: assume placed)
+            return True
+        return info.get("State") in ("ALIVE", "RESTARTING")
 
     def signal(self, sig) -> None:
         if self.handle is not None:
             self.handle.stop.remote(int(sig))   # (in order before any later status call)
 
     def wait(self, timeout: float) -> Optional[int]:
-        """The exit code, waiting up to ``timeout`` for the service to stop; then its host is killed."""
+        """The exit code, waiting up to ``timeout`` for the service to stop; then its host is killed.
+        Returns at once for a host killed already, never placed, dead, or without a service."""
+        import ray
+
         deadline = time.time() + timeout
-        while self.handle is not None and time.time() < deadline:
-            if self.fetch(max(1.0, deadline - time.time())).get("code") is not None:
-                return self.poll()
+        while self.handle is not None and time.time() < deadline and self.placed():
+            try:
+                state = self.ask(max(1.0, deadline - time.time()))
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                break
+            if state.get("code") is not None or state.get("error") or state.get("settled"):
+                break
             time.sleep(0.5)
         self.kill()
         return self.poll()
@@ -298,6 +333,7 @@ class RemoteService:
                 ray.kill(self.handle, no_restart=True)
             except Exception:  # noqa: BLE001 (already gone)
                 pass
+        self.handle = None
 
     def tail(self, lines: int = 15) -> str:
         import ray
@@ -401,6 +437,9 @@ class RayLauncher(Launcher):
         import ray
 
         self._write_state()   # the run id, by which a host knows it sees the root
+        room = self._actor_room()
+        if room:
+            log(f"train: {room}")
         self._pg = self._reserve_learner_node()
         tried = []
         while self._pg is not None and not self.stop.is_set():
@@ -426,8 +465,7 @@ class RayLauncher(Launcher):
         bundles = [{"CPU": self.placement.replay_cpus}, self.placement.learner_bundle()]
         pg = placement_group(bundles, strategy="STRICT_PACK", name=f"s3ta-{self.run_id}")
         need = {k: bundles[0].get(k, 0) + bundles[1].get(k, 0) for k in {**bundles[0], **bundles[1]}}
-        if not any(all(n["Resources"].get(k, 0) >= v for k, v in need.items())
-                   for n in ray.nodes() if n["Alive"]):
+        if not _fits(need):
             log(f"train: no node of the cluster has {need} for the replay server and the learner; waiting for "
                 f"one to join (Ctrl-C stops)")
         placed = pg.ready()
@@ -438,26 +476,36 @@ class RayLauncher(Launcher):
         return None
 
     def _wait_for_replay(self) -> None:
-        import reverb
+        """Until the replay server answers; RuntimeError (with its log tail) when it does not
+        start: an error, an exit, or its host dying or being restarted by Ray before it answered."""
+        import ray
 
-        deadline = time.time() + REPLAY_TIMEOUT_SECS
+        deadline, first_pid = time.time() + REPLAY_TIMEOUT_SECS, None
         while time.time() < deadline and not self.stop.is_set():
-            state = self.replay.fetch()
+            try:
+                state = self.replay.ask(min(CALL_TIMEOUT_SECS, max(1.0, deadline - time.time())))
+            except ray.exceptions.GetTimeoutError:
+                continue
+            except ray.exceptions.RayActorError:
+                raise self._replay_failed("its Ray actor died") from None
             if state.get("error") or state.get("code") is not None:
                 raise RuntimeError(f"the replay server did not start on {state.get('node_ip')}: "
                                    f"{state.get('error') or self.replay.tail()}")
-            if state.get("address"):
-                try:
-                    reverb.Client(state["address"]).server_info(timeout=2)
-                    self.address = state["address"]
-                    log(f"train: replay on {self.address} (node {state['node_id'][:8]})")
-                    return
-                except Exception:  # noqa: BLE001 (not up yet)
-                    pass
+            first_pid = first_pid or state.get("pid")
+            if state.get("pid") != first_pid:
+                raise self._replay_failed("it exited and Ray restarted it")
+            if state.get("address") and _answers(state["address"]):
+                self.address = state["address"]
+                log(f"train: replay on {self.address} (node {state['node_id'][:8]})")
+                return
             time.sleep(0.5)
         if not self.stop.is_set():
             raise RuntimeError(f"the replay server did not answer within {REPLAY_TIMEOUT_SECS:.0f}s:\n"
                                f"{self.replay.tail()}")
+
+    def _replay_failed(self, why: str) -> RuntimeError:
+        return RuntimeError(f"the replay server did not start on {self.replay.state.get('node_ip')} ({why}):\n"
+                            f"{self.replay.tail()}")
 
     # -------------------------------------------------------------- the loop
     def _supervise(self) -> bool:
@@ -507,16 +555,29 @@ class RayLauncher(Launcher):
             self._control.answer.remote(request_id, ok, message)
         return bool(requests)
 
+    def _actor_room(self) -> str:
+        """'' when some node of the cluster can hold an actor, else one sentence saying none can."""
+        need = {"CPU": self.placement.actor_cpus, **self.placement.actor_resources}
+        need = {k: v for k, v in need.items() if v}
+        if _fits(need):
+            return ""
+        return (f"no node of the cluster has {need} for an actor: Ray starts the actors once one joins "
+                f"(see --ray-actor-cpus, --ray-actor-resources)")
+
     def _scale(self, delta: int):
         """Adds ``delta`` actors (> 0) or stops the newest ``-delta``: (ok, message)."""
+        if delta == 0:
+            return True, f"no change ({len(self.actors)} actors)"
         if delta > 0:
             first = 1 + max((int(a.name.split("-")[1]) for a in self.actors), default=-1)
             new = [self._actor(i) for i in range(first, first + delta)]
             for a in new:
                 a.start()
             self.actors += new
+            room = self._actor_room()
             return True, (f"added {', '.join(a.name for a in new)} (now {len(self.actors)} actors; Ray places "
-                          f"them as the cluster's resources allow, launcher.json shows where)")
+                          f"them as the cluster's resources allow, launcher.json shows where)"
+                          + (f"; {room}" if room else ""))
         if len(self.actors) + delta < 1:
             return False, f"cannot remove {-delta} of {len(self.actors)} actors: a run keeps at least one"
         gone, self.actors = self.actors[delta:], self.actors[:delta]
@@ -601,7 +662,11 @@ def scale_actors(address: str, root_dir: str, delta: int, timeout: float = 300.0
         request_id = ray.get(control.request.remote(delta), timeout=CALL_TIMEOUT_SECS)
         deadline = time.time() + timeout
         while time.time() < deadline:
-            answer = ray.get(control.answer_of.remote(request_id), timeout=CALL_TIMEOUT_SECS)
+            try:
+                answer = ray.get(control.answer_of.remote(request_id),
+                                 timeout=max(1.0, min(CALL_TIMEOUT_SECS, deadline - time.time())))
+            except ray.exceptions.GetTimeoutError:
+                continue
             if answer is not None:
                 return tuple(answer)
             time.sleep(0.5)
