@@ -106,6 +106,21 @@ def test_a_host_killed_or_never_created_is_waited_for_not_at_all():
     assert launcher._scale(0) == (True, "no change (0 actors)")
 
 
+@pytest.mark.parametrize("argv, what", [
+    (["train", "--ray", "127.0.0.1:1", *SMALL_RUN], "--ray needs Ray"),
+    (["actors", "--ray", "127.0.0.1:1", "--add", "1"], "s3ta actors needs Ray"),
+    (["pbt", "--env", ENV, "--preset", "small", "--max-frames", "100"], "s3ta pbt needs Ray"),
+])
+def test_a_command_that_needs_ray_says_so_when_it_is_not_installed(argv, what, tmp_path, capsys, monkeypatch):
+    """Ray is an optional extra (not in the runtime image): without it, one line naming the extra."""
+    monkeypatch.setitem(sys.modules, "ray", None)   # `import ray` raises ImportError, as when not installed
+    with pytest.raises(SystemExit) as stopped:
+        main(argv + ["--root-dir", str(tmp_path / "run")])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert what in err and "pip install 's3ta-tf[pbt]'" in err and len(err.splitlines()) == 1, err
+
+
 # ------------------------------------------------------------------ one run on a two-node cluster
 class RayRun(Run):
     """``s3ta train --ray`` of the small MiniGrid run: the learner asks for ``learner_node``,

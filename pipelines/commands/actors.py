@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines.commands.flags import add_root_dir, check_at_least
+from pipelines.rl.ray_placement import require_ray
 
 
 def register(sub):
@@ -29,6 +30,7 @@ def register(sub):
 
 def run(args) -> int:
     check_at_least(("--add", args.add, 1), ("--remove", args.remove, 1), ("--timeout", args.timeout, 1))
+    require_ray("s3ta actors")
     import ray
 
     from pipelines.commands.train import say_failed

@@ -40,9 +40,11 @@ def register(sub):
 def run(args) -> int:
     from pipelines.pbt.config import pbt_config
     from pipelines.pbt.run import run_pbt
+    from pipelines.rl.ray_placement import require_ray
 
     check_at_least(("--population", args.population, 1), ("--max-frames", args.max_frames, 1))
     check_output_dir("--root-dir", args.root_dir)
+    require_ray("s3ta pbt")
     grouped = split_sections({**RUN_SECTIONS, "pbt": PBTConfig}, args.overrides)
     population = [f"population={args.population}"] if args.population is not None else []
     overrides = grouped.pop("pbt") + population

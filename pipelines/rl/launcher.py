@@ -108,6 +108,17 @@ def reserve_port(port: Optional[int] = None, avoid=()) -> PortReservation:
     raise RuntimeError(f"no free port found for the replay server in {PORT_ATTEMPTS} attempts")
 
 
+def replay_answers(address: str) -> bool:
+    """True when the replay server at ``address`` answers (a 2 s call)."""
+    import reverb
+
+    try:
+        reverb.Client(address).server_info(timeout=2)
+        return True
+    except Exception:  # noqa: BLE001 (not up yet)
+        return False
+
+
 def warn_if_levels_without_actors(actors: int, levels) -> None:
     """One warning line when fewer actors than levels: actor i plays level i mod len(levels),
     so levels beyond the actor count are never played."""
@@ -239,7 +250,7 @@ class Launcher:
         self._fixed_port = bool(replay_port)   # the user's port: refused if taken, never replaced
         replay_args = (replay or ReplaySettings()).server_args()
         self._args = (list(run_args), int(num_actors), replay_args, list(learner_args), list(actor_args))
-        self._reservation = reserve_port(replay_port)
+        self._reservation = self._reserve(replay_port)
         self._use_port(self._reservation.port)
         self.returns = EpisodeReturns(self.root_dir)
         self._last_line = 0.0
@@ -263,10 +274,21 @@ class Launcher:
     def services(self) -> List[Service]:
         return [self.replay, self.learner] + self.actors
 
-    def _write_state(self) -> None:
-        write_json_atomic(os.path.join(self.root_dir, LAUNCHER_FILE), {
-            "replay_address": self.address, "launcher_pid": os.getpid(),
-            "services": {s.name: {"pid": s.pid, "restarts": s.restarts} for s in self.services}})
+    def _state(self) -> dict:
+        """The record of ``ROOT/launcher.json``."""
+        return {"replay_address": self.address, "launcher_pid": os.getpid(),
+                "services": {s.name: {"pid": s.pid, "restarts": s.restarts} for s in self.services}}
+
+    def _write_state(self) -> dict:
+        """Writes :meth:`_state` to ``ROOT/launcher.json``; returns it."""
+        state = self._state()
+        write_json_atomic(os.path.join(self.root_dir, LAUNCHER_FILE), state)
+        return state
+
+    @staticmethod
+    def _reserve(replay_port: Optional[int]) -> PortReservation:
+        """This machine's lock on the replay server's port (:func:`reserve_port`)."""
+        return reserve_port(replay_port)
 
     def _start_replay(self) -> None:
         """Starts the replay server and waits until it answers. If it exits because its port
@@ -289,18 +311,14 @@ class Launcher:
             self._use_port(self._reservation.port)
 
     def _wait_for_replay(self, timeout: float = 120.0) -> None:
-        import reverb
-
         deadline = time.time() + timeout
         while time.time() < deadline and not self.stop.is_set():
             if self.replay.poll() is not None:
                 raise RuntimeError(f"the replay server exited with code {self.replay.poll()}:\n"
                                    f"{self.replay.tail()}")
-            try:
-                reverb.Client(self.address).server_info(timeout=2)
+            if replay_answers(self.address):
                 return
-            except Exception:  # noqa: BLE001 (not up yet)
-                time.sleep(0.5)
+            time.sleep(0.5)
         if not self.stop.is_set():
             raise RuntimeError(f"the replay server did not answer on {self.address} within {timeout:.0f}s")
 

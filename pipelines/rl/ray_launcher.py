@@ -50,11 +50,11 @@ from typing import Callable, Dict, List, Optional
 from pipelines.rl.launcher import (LAUNCHER_FILE, PORT_ATTEMPTS, PORT_IN_USE,
                                    QUICK_FAILURE_SECS, RESTART_DELAY_SECS, STOP_TIMEOUT_SECS, USAGE_ERROR,
                                    EpisodeReturns, Launcher, PortReservation, Service, _lock_port, count_exit,
-                                   reserve_port)
+                                   replay_answers, reserve_port)
 from pipelines.rl.learner_log import read_progress
 from pipelines.rl.lifecycle import log
 from pipelines.rl.ray_placement import RayPlacement, check_reachable, run_namespace
-from s3ta_tf.atomic_io import read_json_or_none, write_json_atomic
+from s3ta_tf.atomic_io import read_json_or_none
 
 CONTROL_ACTOR = "control"   # the run's RunControl, in the run's namespace
 CALL_TIMEOUT_SECS = 30.0    # one blocking call to a host (status, tail)
@@ -112,17 +112,6 @@ def _fits(need: Dict[str, float]) -> bool:
     import ray
 
     return any(all(n["Resources"].get(k, 0) >= v for k, v in need.items()) for n in ray.nodes() if n["Alive"])
-
-
-def _answers(address: str) -> bool:
-    """True when the replay server at ``address`` answers."""
-    import reverb
-
-    try:
-        reverb.Client(address).server_info(timeout=2)
-        return True
-    except Exception:  # noqa: BLE001 (not up yet)
-        return False
 
 
 # ------------------------------------------------------------------ the Ray actor that runs a service
@@ -372,14 +361,17 @@ class RayLauncher(Launcher):
                  placement: RayPlacement, replay_port: Optional[int] = None, **kwargs):
         self.placement, self.run_id = placement, uuid.uuid4().hex[:12]
         self._pg = self._control = self._taking = None
-        super().__init__(root_dir, run_args, num_actors, max_frames, **kwargs)
-        self._reservation.release()   # (the local launcher's port: this run's port is on the replay's node)
-        self._reservation = PortReservation(replay_port or 0, None)
-        self._fixed_port, self._user_port = bool(replay_port), replay_port
+        super().__init__(root_dir, run_args, num_actors, max_frames, replay_port=replay_port, **kwargs)
+        self._user_port = replay_port
         self.namespace = run_namespace(self.root_dir)
         self.returns = RunReturns(self.root_dir)
         connect(placement.address, self.namespace)
         self._register_control()
+
+    @staticmethod
+    def _reserve(replay_port: Optional[int]) -> PortReservation:
+        """No lock here: the port is on the replay's node, which its host locks there."""
+        return PortReservation(replay_port or 0, None)
 
     def _register_control(self) -> None:
         import ray
@@ -494,7 +486,7 @@ class RayLauncher(Launcher):
             first_pid = first_pid or state.get("pid")
             if state.get("pid") != first_pid:
                 raise self._replay_failed("it exited and Ray restarted it")
-            if state.get("address") and _answers(state["address"]):
+            if state.get("address") and replay_answers(state["address"]):
                 self.address = state["address"]
                 log(f"train: replay on {self.address} (node {state['node_id'][:8]})")
                 return
@@ -584,21 +576,23 @@ class RayLauncher(Launcher):
         for a in gone:
             a.signal(signal.SIGTERM)
         for a in gone:
-            a.wait(STOP_TIMEOUT_SECS)
-            a.kill()
+            a.wait(STOP_TIMEOUT_SECS)   # (then kills the host)
         return True, f"removed {', '.join(a.name for a in gone)} (now {len(self.actors)} actors)"
 
-    def _write_state(self) -> None:
-        services = {s.name: {"pid": s.pid, "restarts": s.restarts, "node_id": s.state.get("node_id"),
-                             "node_ip": s.state.get("node_ip"), "log": s.state.get("log"),
-                             "sees_root": s.state.get("sees_root")} for s in self.services}
-        state = {"replay_address": self.address, "launcher_pid": os.getpid(),
-                 "ray": {"address": self.placement.address, "namespace": self.namespace, "run_id": self.run_id,
-                         "placement": self.placement.to_json()},
-                 "services": services}
-        write_json_atomic(os.path.join(self.root_dir, LAUNCHER_FILE), state)
+    def _state(self) -> dict:
+        """The local launcher's record, with the Ray run and where each service runs."""
+        state = super()._state()
+        state["ray"] = {"address": self.placement.address, "namespace": self.namespace, "run_id": self.run_id,
+                        "placement": self.placement.to_json()}
+        for s in self.services:
+            state["services"][s.name].update({k: s.state.get(k) for k in ("node_id", "node_ip", "log", "sees_root")})
+        return state
+
+    def _write_state(self) -> dict:
+        state = super()._write_state()
         if self._control is not None:
             self._control.publish.remote(state)
+        return state
 
     def _shutdown(self) -> None:
         """The local launcher's order (actors, then the learner, which checkpoints, then replay),

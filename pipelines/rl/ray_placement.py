@@ -117,6 +117,7 @@ def placement_from_args(args) -> Optional[RayPlacement]:
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} needs --ray ADDRESS (the cluster to run on)")
         return None
+    require_ray("--ray")
     d = RayPlacement(address=args.ray_address)
     pick = lambda name, default: default if getattr(args, name) is None else getattr(args, name)  # noqa: E731
     return RayPlacement(
@@ -145,6 +146,16 @@ def check_reachable(address: str, flag: str = "--ray", timeout: float = 5.0) -> 
         why = e.strerror or type(e).__name__
         raise ValueError(f"{flag} {address}: no Ray cluster answers there ({why}); start one with "
                          f"'ray start --head' ({RAY_DOC})") from None
+
+
+def require_ray(what: str) -> None:
+    """ValueError in one line when Ray is not installed (it is the optional extra ``pbt``, not in
+    the runtime image): ``what`` names the command or flag that needs it."""
+    try:
+        __import__("ray")
+    except ImportError:
+        raise ValueError(f"{what} needs Ray, which is not installed: pip install 's3ta-tf[pbt]' "
+                         f"(Ray 2.55 beside the pinned stack; docs/PBT.md)") from None
 
 
 def run_namespace(root_dir: str) -> str:
