@@ -1,14 +1,16 @@
 #!/bin/bash
 # Pong, attention agent with the 16x16-map CPU preset (atari-cpu-fine: atari-cpu's recipe, the
-# ResNet trunk cut to two sections). Issue 20. Usage: run.sh NAME SEED  (e.g. fA 0, fB 1).
+# ResNet trunk cut to two sections). Issue 20. Usage: run.sh NAME SEED [MAX_FRAMES]  (e.g. fA 0).
+# MAX_FRAMES (default 20,000,000) is where the run stops and where Adam's learning rate, annealed
+# linearly, reaches 0: fA ran with 20M; the g runs anneal over the issue's budget of 12M.
 # Resumes from runs/NAME when it holds checkpoints; results/pong-fine/NAME-checkpoint/ (committed at the end of a
 # session) is copied back there first when runs/NAME is missing.
 set -e
 cd "$(dirname "$0")/../.."
-name=${1:?name}; seed=${2:?seed}
+name=${1:?name}; seed=${2:?seed}; max_frames=${3:-20000000}
 if [ ! -d "runs/$name/checkpoints" ] && [ -d "results/pong-fine/$name-checkpoint" ]; then
   mkdir -p "runs/$name" && cp -r "results/pong-fine/$name-checkpoint/." "runs/$name/"
 fi
-exec "${S3TA:-.venv/bin/s3ta}" train --env ALE/Pong-v5 --preset atari-cpu-fine --agent attention --max-frames 20000000 \
+exec "${S3TA:-.venv/bin/s3ta}" train --env ALE/Pong-v5 --preset atari-cpu-fine --agent attention --max-frames "$max_frames" \
   --actors 1 --envs-per-actor 16 --learner-threads 1 --precision float32 --root-dir "runs/$name" \
   --set train.seed="$seed"
