@@ -156,3 +156,42 @@ def test_plot_overlays_runs_with_human_normalised_curves(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["plot", str(tmp_path / "nothing-here"), "--out", str(out)])
     assert e.value.code == 2 and "summaries/learner" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the cross-game table
+def _evaluation_dir(root, game_id, variant, returns, sticky=True):
+    """An evaluation directory as `s3ta evaluate` writes it, with the given episode returns."""
+    from pipelines.evaluation.protocol import summarize
+    protocol = Protocol(episodes=len(returns), num_envs=1, sticky_actions=sticky)
+    episodes = [{"env": 0, "env_seed": 0, "episode_of_env": i, "return": r, "frames": 1000, "noops": 0,
+                 "truncated": False} for i, r in enumerate(returns)]
+    out = os.path.join(str(root), f"{game_id.split('/')[1]}-{variant}-{len(os.listdir(str(root)))}")
+    write_results(out, "model", protocol, [summarize(game_id, episodes, protocol, 1.0)], {"variant": variant})
+    return out
+
+
+def test_the_results_table_averages_seeds_and_sets_the_anchors_beside(tmp_path, capsys):
+    from pipelines.evaluation import anchors
+    dirs = [_evaluation_dir(tmp_path, "ALE/Pong-v5", "attention", [16.0, 18.0]),      # seed 0: 17
+            _evaluation_dir(tmp_path, "ALE/Pong-v5", "attention", [13.0, 13.0]),      # seed 1: 13
+            _evaluation_dir(tmp_path, "ALE/Breakout-v5", "attention", [50.0]),
+            _evaluation_dir(tmp_path, "ALE/Breakout-v5", "fixed-query", [10.0]),
+            _evaluation_dir(tmp_path, "ALE/Pong-v5", "attention", [-21.0], sticky=False)]  # not counted
+    assert anchors.main(dirs) == 0
+    table = capsys.readouterr().out
+    pong_hns = scores.human_normalized("pong", 15.0)
+    assert f"| pong | attention | 15.0 (13.0 to 17.0, 2 seeds) | {pong_hns:.1f} | -4.9 | 15.2 | 15.2 | no |" in table
+    assert "| breakout | attention | 50.0 | " in table and "| 21.5 | 41.9 | 102.7 | yes |" in table
+    breakout_hns = scores.human_normalized("breakout", 50.0)
+    assert f"| attention | 2 | {(pong_hns + breakout_hns) / 2:.1f} | {(pong_hns + breakout_hns) / 2:.1f} |" in table
+    assert f"| fixed-query | 1 | {scores.human_normalized('breakout', 10.0):.1f} |" in table
+    assert anchors.anchor("ALE/Seaquest-v5", "IQN") == 4410.7 and anchors.anchor("alien") is None
+
+
+def test_the_results_table_refuses_a_directory_without_an_evaluation(tmp_path, capsys):
+    from pipelines.evaluation import anchors
+    assert anchors.main([str(tmp_path)]) == 2
+    assert "holds no evaluation.json; expected the --out directory of `s3ta evaluate`" in capsys.readouterr().err
+    no_sticky = _evaluation_dir(tmp_path, "ALE/Pong-v5", "attention", [1.0], sticky=False)
+    assert anchors.main([no_sticky]) == 2
+    assert "none of these evaluations used sticky actions" in capsys.readouterr().err
