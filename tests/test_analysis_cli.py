@@ -47,12 +47,14 @@ def analyze(*args):
 
 
 @pytest.mark.slow
-def test_analyze_writes_every_output_and_the_report_renders(exported, tmp_path):
+def test_analyze_writes_every_output_and_the_report_renders(exported, tmp_path, capfd):
     out = tmp_path / "out"
     code = analyze("--model", exported["attention"], "--baseline-model", exported["feedforward"], "--env", ENV,
                    "--steps", "24", "--out", str(out), "--preset", "small", "--set", "analysis.saliency_warmup=14",
                    "--set", "analysis.saliency_stride=10", "--probe-time", "16", "--probe-position", "120,60")
     assert code == 0
+    progress_lines = [line for line in capfd.readouterr().err.splitlines() if "ETA" in line]
+    assert progress_lines == []                     # --quiet: no progress lines, saliency's included
     for name in ("overlays.mp4", "overlays.gif", "what_where.mp4", "what_where.gif", "weight_distribution.png",
                  "saliency_t14.png", "saliency_t14.npz", "novel_state.png", "novel_state.mp4", "summary.json",
                  "rollout.npz", "report.html"):

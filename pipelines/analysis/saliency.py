@@ -212,8 +212,8 @@ def saliency_frame_indices(cfg, steps: int) -> List[int]:
     return sorted(set(int(t) for t in cfg.saliency_frames))
 
 
-def _maps_with_progress(stepper, context, frame, cfg, label) -> Saliency:
-    bar = Progress(label, 0, unit="perturbed frames")
+def _maps_with_progress(stepper, context, frame, cfg, label, enabled: bool = True) -> Saliency:
+    bar = Progress(label, 0, unit="perturbed frames", enabled=enabled)
     def progress(done, total):
         bar.total = total
         bar.update(done)
@@ -242,14 +242,14 @@ def saliency_on_frames(stepper, rollout: Rollout, times: List[int], cfg, baselin
     for t in times:
         frame = rollout.frames[t]
         start = time.perf_counter()
-        agent = _maps_with_progress(stepper, rollout.contexts[t], frame, cfg, f"saliency t={t}")
+        agent = _maps_with_progress(stepper, rollout.contexts[t], frame, cfg, f"saliency t={t}", progress)
         result = SaliencyFrame(t, agent, time.perf_counter() - start)
         if rollout.attention is not None:
             result.faithfulness = faithfulness.by_kind(rollout.attention[t], agent, frame.shape[:2],
                                                        cfg.top_k_fraction)
         if base_run is not None:
             result.baseline = _maps_with_progress(baseline, base_run.contexts[t], frame, cfg,
-                                                  f"baseline saliency t={t}")
+                                                  f"baseline saliency t={t}", progress)
         out.append(result)
     return out
 
