@@ -41,8 +41,7 @@ DOPAMINE_STICKY_10M: Dict[str, Dict[str, float]] = {
 
 def anchor(game: str, agent: str = "Rainbow") -> Optional[float]:
     """The Dopamine anchor for a game (name or ALE id), or None when it is not in the table."""
-    name = game if game in scores.REFERENCE_SCORES else scores.game_name(game)
-    return DOPAMINE_STICKY_10M.get(name or "", {}).get(agent)
+    return DOPAMINE_STICKY_10M.get(scores.table_name(game) or "", {}).get(agent)
 
 
 def load_evaluations(paths: Iterable[str]) -> List[dict]:
@@ -86,10 +85,10 @@ def results_table(records: List[dict]) -> str:
         mean = statistics.fmean(values)
         hns = scores.human_normalized(game, mean)
         hns_by_variant[variant][game] = hns
-        anchors = [anchor(game, a) for a in ANCHOR_AGENTS]
-        rainbow = anchor(game, "Rainbow")
+        anchors = {a: anchor(game, a) for a in ANCHOR_AGENTS}
+        rainbow = anchors["Rainbow"]
         lines.append(f"| {game} | {variant} | {_spread(values)} | {hns:.1f} | "
-                     + " | ".join("–" if a is None else f"{a:g}" for a in anchors)
+                     + " | ".join("–" if a is None else f"{a:g}" for a in anchors.values())
                      + f" | {'–' if rainbow is None else ('yes' if mean >= rainbow else 'no')} |")
     lines += ["", "| variant | games | median HNS % | mean HNS % |", "| --- | ---: | ---: | ---: |"]
     for variant, hns in sorted(hns_by_variant.items()):

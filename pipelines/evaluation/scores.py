@@ -72,9 +72,14 @@ def game_name(env_id: str) -> Optional[str]:
     return _GAME_BY_ALE_NAME.get(m.group(1).lower()) if m else None
 
 
+def table_name(game: str) -> Optional[str]:
+    """The table's name of a game given by name (``'pong'``) or ALE id, or None."""
+    return game if game in REFERENCE_SCORES else game_name(game)
+
+
 def human_normalized(game: str, score: float) -> float:
     """100·(score − random)/(human − random) for a game of the table (name or ALE id)."""
-    name = game if game in REFERENCE_SCORES else game_name(game)
+    name = table_name(game)
     if name is None:
         raise ValueError(f"{game!r} is not one of the 57 Atari games with reference scores; expected a "
                          f"name such as 'pong' or an ALE id such as 'ALE/Pong-v5'")
