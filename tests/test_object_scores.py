@@ -101,6 +101,45 @@ def test_known_answers_on_real_pong(pong_rollout):
     assert table["entropy"][1][int(np.argmax(table["count"]))] == pytest.approx(np.log(256))
 
 
+def test_a_head_that_trails_the_ball_is_found_at_its_lag(pong_rollout):
+    """Head 0 of the stepper, delayed by 3 steps within each episode, is a head that looks where
+    the ball was 3 steps before: its best lag is -3, where it scores what head 0 scores at 0."""
+    rollout, reader = pong_rollout
+    analysis = obj.score_rollout(rollout, reader.categories, reader.screen_hw, radius=1, max_lag=5)
+    ball = next(t for t in analysis.tracks if t.category == "Ball")
+    bump = rollout.attention[:, :1].astype(np.float64)
+    episode = np.cumsum(rollout.firsts)
+    delayed = np.full_like(bump, 1.0 / bump[0, 0].size)           # uniform until 3 steps are seen
+    delayed[3:] = np.where((episode[3:] == episode[:-3])[:, None, None, None], bump[:-3], delayed[3:])
+    lagged = obj.object_scores_by_lag(np.concatenate([bump, delayed], 1), ball, range(-5, 6), rollout.firsts)
+    assert lagged["best_lag"] == [0, -3]
+    at_zero = obj.object_scores(bump, ball)
+    assert lagged["best_hit_rate"][0] == pytest.approx(at_zero["hit_rate"][0])
+    assert lagged["best_hit_rate"][1] > 0.95 and lagged["best_lift"][1] > 20
+    # at lag 0 the trailing head scores like a loose tracker: a tenth of the lift, far fewer hits
+    assert lagged["lift"][1][5] < lagged["best_lift"][1] / 10 and lagged["hit_rate"][1][5] < 0.6
+    # the rollout's own lag table: the ball head is best at 0, the uniform head is 1 at every lag
+    by_lag = analysis.summary["by_lag"]["attention"]["Ball"]
+    assert by_lag["lags"] == list(range(-5, 6)) and by_lag["best_lag"][0] == 0
+    assert by_lag["lift"][1] == pytest.approx([1.0] * 11)
+
+
+def test_shifting_a_track_never_crosses_an_episode():
+    T, h, w = 8, 2, 2
+    masks = np.zeros((T, h, w), bool)
+    masks[np.arange(T), 0, np.arange(T) % 2] = True
+    track = obj.ObjectTrack("Ball", masks, np.ones(T, bool), np.zeros((T, 2)), np.arange(T, dtype=float))
+    firsts = np.zeros(T, bool)
+    firsts[[0, 5]] = True                                      # episodes: steps 0-4, 5-7
+    late = obj.shift_track(track, 2, firsts)                   # step t holds step t + 2
+    assert late.present.tolist() == [True, True, True, False, False, True, False, False]
+    assert late.heights[:3].tolist() == [2, 3, 4] and late.heights[5] == 7
+    early = obj.shift_track(track, -1, firsts)
+    assert early.present.tolist() == [False, True, True, True, True, False, True, True]
+    with pytest.raises(ValueError, match="at least one lag"):
+        obj.object_scores_by_lag(np.ones((T, 1, h, w)) / 4, track, [])
+
+
 def test_ocatari_ball_matches_the_balls_pixels_on_real_frames():
     """The ball's box from RAM against the ball found in the pixels: white pixels in the court
     that changed since the previous frame (one emulator frame apart, so nothing is max-pooled)."""
@@ -203,7 +242,8 @@ def test_analyze_prints_and_records_the_object_table(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     lines = [ln for ln in printed.splitlines() if ln.strip().startswith("head ")]
-    assert len(lines) == 4 and all("Ball: " in ln and "Player: " in ln and "Enemy: " in ln for ln in lines)
+    assert len(lines) == 8 and all("Ball: " in ln and "Player: " in ln and "Enemy: " in ln for ln in lines)
+    assert "best lag per head" in printed and all("lag " in ln for ln in lines[4:])
     summary = json.loads((out / "summary.json").read_text())
     objects = summary["objects"]
     assert objects["categories"] == ["Player", "Ball", "Enemy"] and objects["grid"] == [8, 8]
@@ -214,4 +254,7 @@ def test_analyze_prints_and_records_the_object_table(tmp_path, capsys):
     assert objects["saliency_frames"] == [30] and sal["agent policy saliency"]["Player"]["steps"] in (0, 1)
     assert (out / "object_mass.png").stat().st_size > 0 and (out / "objects.npz").stat().st_size > 0
     page = (out / "report.html").read_text()
-    assert "Objects: which head looks at what" in page and "hit rate" in page
+    assert "Objects: which head looks at what" in page and "hit rate" in page and "best lag" in page
+    by_lag = objects["by_lag"]["attention"]["Ball"]
+    assert by_lag["lags"] == list(range(-8, 9)) and len(by_lag["lift"]) == 4 and len(by_lag["lift"][0]) == 17
+    assert (out / "object_lag.png").stat().st_size > 0

@@ -44,6 +44,7 @@ class AnalysisConfig:
     # Object scores (ALE games OCAtari knows; .object_scores): per head and object, lift and hit rate.
     object_scores: bool = True
     object_radius: int = 1              # a hit: the most-attended cell within this many cells of the object
+    object_max_lag: int = 8             # also score against the objects -k..+k steps away (0: off)
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -54,8 +55,9 @@ class AnalysisConfig:
                      "probe_duration", "gif_max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.object_radius >= 0:
-            raise ValueError(f"object_radius must be >= 0, got {self.object_radius}")
+        for name in ("object_radius", "object_max_lag"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.report_gif_max_mb < 0:
             raise ValueError(f"report_gif_max_mb must be >= 0, got {self.report_gif_max_mb}")
         if self.saliency_warmup < 0:

@@ -20,7 +20,10 @@ the steps where the object is on screen:
     best_fixed = max_c mean_t D_t[c]     the best any frame-independent head could score
 
 A head that tracks the object scores hit ≫ chance and lift ≫ 1; a head parked where the object
-usually is scores hit ≈ chance. The same scores apply to the "what" and "where" logit maps (as
+usually is scores hit ≈ chance. A head may follow an object with a delay (its keys mark where the
+ball was a few steps ago) or ahead of it: :func:`object_scores_by_lag` scores ``a_t`` against the
+object at step ``t + k`` (within an episode) for a range of lags ``k``; ``k < 0``: the head looks
+where the object was ``|k|`` steps before (it trails), ``k > 0``: where it will be (it leads). The same scores apply to the "what" and "where" logit maps (as
 spatial softmaxes) and to saliency maps pooled onto the grid.
 
 :func:`object_scores` and :func:`entropy_by_height` are functions on arrays; :class:`RamObjects`
@@ -210,6 +213,45 @@ def object_scores(maps: np.ndarray, track: ObjectTrack, radius: int = 1) -> dict
             "mean_cell": [int(ci), int(cj)], "series": series}
 
 
+def shift_track(track: ObjectTrack, lag: int, firsts: Optional[np.ndarray] = None) -> ObjectTrack:
+    """The track as seen from ``lag`` steps later: step t holds the object of step ``t + lag``, and
+    is absent where ``t + lag`` lies outside the run or in another episode (``firsts [T]`` marks
+    each episode's first step; None: one episode)."""
+    T = len(track.present)
+    src = np.arange(T) + lag
+    ok = (src >= 0) & (src < T)
+    if firsts is not None:
+        episode = np.cumsum(np.asarray(firsts, bool))
+        ok[ok] &= episode[src[ok]] == episode[ok]
+    out = ObjectTrack(track.category, np.zeros_like(track.masks), np.zeros(T, bool),
+                      np.full((T, 2), np.nan), np.full(T, np.nan))
+    for name in ("masks", "present", "centres", "heights"):
+        getattr(out, name)[ok] = getattr(track, name)[src[ok]]
+    return out
+
+
+def object_scores_by_lag(maps: np.ndarray, track: ObjectTrack, lags: Sequence[int],
+                         firsts: Optional[np.ndarray] = None, radius: int = 1) -> dict:
+    """:func:`object_scores` of ``maps [T, N, h, w]`` against the object ``k`` steps later, for
+    each ``k`` in ``lags`` (``k < 0``: where it was; see :func:`shift_track`).
+
+    Returns ``{"lags", "lift": [N][L], "hit_rate": [N][L], "best_lag": [N], "best_lift": [N],
+    "best_hit_rate": [N]}``; a head's best lag is the one of its highest lift (the mass, not the
+    top cell, so one noisy argmax does not decide it). Lags where the object is never on screen
+    score NaN and are never best."""
+    lags = [int(k) for k in lags]
+    if not lags:
+        raise ValueError("lags must name at least one lag")
+    scores = [object_scores(maps, shift_track(track, k, firsts), radius) for k in lags]
+    lift = np.array([s["lift"] for s in scores], np.float64).T                # [N, L]
+    hit = np.array([s["hit_rate"] for s in scores], np.float64).T
+    best = [int(np.nanargmax(row)) if np.isfinite(row).any() else None for row in lift]
+    pick = lambda table: [float(table[n, b]) if b is not None else float("nan") for n, b in enumerate(best)]
+    return {"lags": lags, "lift": lift.tolist(), "hit_rate": hit.tolist(),
+            "best_lag": [lags[b] if b is not None else None for b in best],
+            "best_lift": pick(lift), "best_hit_rate": pick(hit)}
+
+
 def spatial_softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over the last two axes (a head's what or where logits as a distribution over cells)."""
     z = np.asarray(logits, np.float64)
@@ -284,10 +326,13 @@ class ObjectAnalysis:
     series: Dict[str, np.ndarray]       # category -> attention mass per head and step [N, T]
 
 
-def score_rollout(rollout, categories: Sequence[str], screen_hw, radius: int = 1) -> ObjectAnalysis:
+def score_rollout(rollout, categories: Sequence[str], screen_hw, radius: int = 1,
+                  max_lag: int = 0) -> ObjectAnalysis:
     """Scores of every head's attention, "what" and "where" maps on every object category of a
     rollout recorded with an object reader (``Rollout.objects``), plus each head's attention
-    entropy against the ball's height when the game has a ``Ball``."""
+    entropy against the ball's height when the game has a ``Ball``. With ``max_lag`` > 0, also
+    the scores against the objects ``-max_lag … +max_lag`` steps away (``summary["by_lag"]``,
+    :func:`object_scores_by_lag`)."""
     if rollout.objects is None or rollout.attention is None:
         raise ValueError("object scores need a rollout of an attention model recorded with an object reader")
     grid = rollout.attention.shape[-2:]
@@ -304,6 +349,10 @@ def score_rollout(rollout, categories: Sequence[str], screen_hw, radius: int = 1
             if kind == "attention":
                 series[track.category] = scores["series"]
             summary[kind][track.category] = {k: v for k, v in scores.items() if k != "series"}
+    if max_lag > 0:
+        lags = range(-max_lag, max_lag + 1)
+        summary["by_lag"] = {kind: {t.category: object_scores_by_lag(maps[kind], t, lags, rollout.firsts, radius)
+                                    for t in tracks if t.present.any()} for kind in MAP_KINDS}
     ball = next((t for t in tracks if t.category == "Ball"), None)
     if ball is not None and ball.present.any():
         edges = np.arange(0, screen_hw[0] + HEIGHT_BIN_PX, HEIGHT_BIN_PX)
@@ -334,11 +383,11 @@ def pooled_saliency(frames, frame_hw, grid_hw) -> Dict[str, np.ndarray]:
     return maps
 
 
-def analyse_rollout(rollout, reader: RamObjects, radius: int = 1, saliency=()) -> ObjectAnalysis:
-    """:func:`score_rollout` with the reader's categories; given saliency frames
+def analyse_rollout(rollout, reader: RamObjects, radius: int = 1, saliency=(), max_lag: int = 0) -> ObjectAnalysis:
+    """:func:`score_rollout` with the reader's categories (and ``max_lag``); given saliency frames
     (:func:`pipelines.analysis.saliency.saliency_on_frames`), the same scores on those frames for
     the attention and for the saliency maps pooled onto the grid, under ``summary["saliency"]``."""
-    analysis = score_rollout(rollout, reader.categories, reader.screen_hw, radius)
+    analysis = score_rollout(rollout, reader.categories, reader.screen_hw, radius, max_lag)
     if saliency:
         times = [f.t for f in saliency]
         maps = {"attention (same frames)": rollout.attention[times],
@@ -361,6 +410,25 @@ def head_lines(summary: dict, kind: str = "attention") -> List[str]:
                 parts.append(f"{c}: lift {s['lift'][n]:.2f}, hit {s['hit_rate'][n]:.2f} (chance {s['chance']:.2f})")
             else:
                 parts.append(f"{c}: not on screen")
+        lines.append(f"head {n}  " + " | ".join(parts))
+    return lines
+
+
+def lag_lines(summary: dict, kind: str = "attention") -> List[str]:
+    """One terminal line per head: each category's best lag with its lift and hit rate, and the
+    scores at lag 0 beside them (``summary["by_lag"]``; none without it)."""
+    by_lag = summary.get("by_lag", {}).get(kind, {})
+    if not by_lag:
+        return []
+    heads = len(next(iter(by_lag.values()))["best_lag"])
+    lines = []
+    for n in range(heads):
+        parts = []
+        for c, s in by_lag.items():
+            zero = s["lags"].index(0) if 0 in s["lags"] else None
+            at_zero = f" (at 0: {s['lift'][n][zero]:.2f}, {s['hit_rate'][n][zero]:.2f})" if zero is not None else ""
+            parts.append(f"{c}: lag {s['best_lag'][n]:+d} lift {s['best_lift'][n]:.2f}, hit "
+                         f"{s['best_hit_rate'][n]:.2f}{at_zero}" if s["best_lag"][n] is not None else f"{c}: -")
         lines.append(f"head {n}  " + " | ".join(parts))
     return lines
 
@@ -439,6 +507,48 @@ def plot_entropy_by_height(table: dict, path: str) -> str:
     return path
 
 
+def plot_lift_by_lag(by_lag: dict, path: str) -> str:
+    """Per head, each category's attention lift against the lag (``k < 0``: the object ``|k|``
+    steps earlier), log scale, with an even spread (1) dotted."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads = len(next(iter(by_lag.values()))["lift"])
+    fig, axes = plt.subplots(1, heads, figsize=(2.6 * heads, 2.8), squeeze=False, sharey=True)
+    for c, s in by_lag.items():
+        for n in range(heads):
+            axes[0, n].plot(s["lags"], s["lift"][n], marker="o", ms=2.5, lw=1,
+                            label=f"{c} (best {s['best_lag'][n]:+d})" if s["best_lag"][n] is not None else c)
+    for n in range(heads):
+        ax = axes[0, n]
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.axhline(1, color="grey", ls=":", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(f"head {n}", fontsize=8)
+        ax.set_xlabel("lag k (steps; < 0: where it was)", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("lift against the object at t + k", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def lag_rows(summary: dict) -> List[list]:
+    """The report's rows of best lags: map kind, head, category, best lag, lift and hit there and at 0."""
+    rows = []
+    for kind, by_lag in summary.get("by_lag", {}).items():
+        for c, s in by_lag.items():
+            zero = s["lags"].index(0) if 0 in s["lags"] else None
+            for n, best in enumerate(s["best_lag"]):
+                rows.append([kind, n, c, best, s["best_lift"][n], s["best_hit_rate"][n],
+                             s["lift"][n][zero] if zero is not None else float("nan"),
+                             s["hit_rate"][n][zero] if zero is not None else float("nan")])
+    return rows
+
+
 def write_object_scores(analysis: ObjectAnalysis, out_dir: str) -> Written:
     """The plots, ``objects.npz`` (per-category masks and centres), the scores for the summary
     and the report's section with their table."""
@@ -457,6 +567,14 @@ def write_object_scores(analysis: ObjectAnalysis, out_dir: str) -> Written:
     section.media(files["mass_over_time"])
     section.table(["map", "head", "object", "steps", "mass", "area", "lift", "hit rate", "chance", "best fixed"],
                   table_rows(s))
+    if s.get("by_lag", {}).get("attention"):
+        section.text("Lags: the same scores against the object k steps later (k < 0: where it was |k| "
+                     "steps before, a head that trails it; k > 0: where it will be, a head that leads it), "
+                     "within episodes; a head's best lag is the one of its highest lift.")
+        files["lift_by_lag"] = plot_lift_by_lag(s["by_lag"]["attention"], os.path.join(out_dir, "object_lag.png"))
+        section.media(files["lift_by_lag"])
+        section.table(["map", "head", "object", "best lag", "lift there", "hit there", "lift at 0", "hit at 0"],
+                      lag_rows(s))
     if "entropy_by_ball_height" in s:
         files["entropy_by_ball_height"] = plot_entropy_by_height(
             s["entropy_by_ball_height"], os.path.join(out_dir, "entropy_by_ball_height.png"))

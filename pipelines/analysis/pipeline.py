@@ -173,7 +173,8 @@ def analyze(stepper, make_env: Callable, steps: int, out_dir: str, cfg, baseline
     if frames:
         written.append(sal.write_saliency(frames, rollout, out_dir, cfg))
     if reader is not None:
-        written.append(obj.write_object_scores(obj.analyse_rollout(rollout, reader, cfg.object_radius, frames),
+        written.append(obj.write_object_scores(obj.analyse_rollout(rollout, reader, cfg.object_radius, frames,
+                                                                   cfg.object_max_lag),
                                                out_dir))
     if probe is not None:
         written.append(_novel_state(stepper, make_env, probe, rollout, out_dir, cfg, progress))

@@ -89,10 +89,15 @@ def run(args) -> int:
     summary = analyze(stepper, make_env, args.steps, args.out, cfg, baseline=baseline, sprite=sprite,
                       progress=not args.quiet)
     if "objects" in summary:
-        from pipelines.analysis.object_scores import head_lines
+        from pipelines.analysis.object_scores import head_lines, lag_lines
         print("attention on objects (lift: mass / area share; hit: top cell within "
               f"{summary['objects']['radius']} cell of the object):")
         for line in head_lines(summary["objects"]):
             print("  " + line)
+        lines = lag_lines(summary["objects"])
+        if lines:
+            print("best lag per head (the object k steps later; k < 0: where it was):")
+            for line in lines:
+                print("  " + line)
     print(summary["files"]["report"])
     return 0
