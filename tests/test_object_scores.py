@@ -113,9 +113,11 @@ def test_a_head_that_trails_the_ball_is_found_at_its_lag(pong_rollout):
     delayed[3:] = np.where((episode[3:] == episode[:-3])[:, None, None, None], bump[:-3], delayed[3:])
     lagged = obj.object_scores_by_lag(np.concatenate([bump, delayed], 1), ball, range(-5, 6), rollout.firsts)
     assert lagged["best_lag"] == [0, -3]
+    # at its lag the delayed head scores what the bump scores at 0 (the first 3 steps of each
+    # episode, where it has no past to show, drop out: close, not equal)
     at_zero = obj.object_scores(bump, ball)
-    assert lagged["best_hit_rate"][0] == pytest.approx(at_zero["hit_rate"][0])
-    assert lagged["best_hit_rate"][1] > 0.95 and lagged["best_lift"][1] > 20
+    assert lagged["best_hit_rate"][1] == pytest.approx(at_zero["hit_rate"][0], abs=0.03)
+    assert lagged["best_lift"][1] == pytest.approx(at_zero["lift"][0], rel=0.05) and lagged["best_lift"][1] > 20
     # at lag 0 the trailing head scores like a loose tracker: a tenth of the lift, far fewer hits
     assert lagged["lift"][1][5] < lagged["best_lift"][1] / 10 and lagged["hit_rate"][1][5] < 0.6
     # the rollout's own lag table: the ball head is best at 0, the uniform head is 1 at every lag
@@ -138,6 +140,23 @@ def test_shifting_a_track_never_crosses_an_episode():
     assert early.present.tolist() == [False, True, True, True, True, False, True, True]
     with pytest.raises(ValueError, match="at least one lag"):
         obj.object_scores_by_lag(np.ones((T, 1, h, w)) / 4, track, [])
+    # a uniform head has no best lag (lift 1 everywhere); a head on the object at every step and
+    # lag ties at every lag, and the tie goes to the nearest lag; the terminal says both
+    uniform = np.ones((T, h, w)) / 4
+    steady = obj.ObjectTrack("Ball", np.broadcast_to(masks[:1], masks.shape).copy(), np.ones(T, bool),
+                             np.zeros((T, 2)), np.zeros(T))                # the object parked on one cell
+    parked = np.stack([uniform, steady.masks / 1.0], 1)                     # head 1 on that cell
+    s = obj.object_scores_by_lag(parked, steady, [-2, -1, 1, 2], firsts)
+    assert s["best_lag"] == [None, -1] and np.isnan(s["best_lift"][0]) and s["best_lift"][1] == pytest.approx(4.0)
+    lines = obj.lag_lines({"by_lag": {"attention": {"Ball": s}}})
+    assert lines == ["head 0  Ball: lift <= 1 at every lag", "head 1  Ball: lag -1 lift 4.00, hit 1.00"]
+    # a head on the alternating object, scored at lags -3 and -2 only: best at -2, the range's edge
+    following = np.stack([uniform, masks / 1.0], 1)
+    edge = obj.object_scores_by_lag(following, track, [-3, -2], firsts)
+    assert edge["best_lag"] == [None, -2] and edge["lift"][1][0] == 0.0
+    assert "lag -2 (edge of the range) lift 4.00" in obj.lag_lines({"by_lag": {"attention": {"Ball": edge}}})[1]
+    rows = obj.lag_rows({"by_lag": {"attention": {"Ball": edge}}})
+    assert rows[0][3] is None and np.isnan(rows[0][6])                     # no lag 0 scored: NaN there
 
 
 def test_ocatari_ball_matches_the_balls_pixels_on_real_frames():

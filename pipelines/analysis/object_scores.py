@@ -214,9 +214,9 @@ def object_scores(maps: np.ndarray, track: ObjectTrack, radius: int = 1) -> dict
 
 
 def shift_track(track: ObjectTrack, lag: int, firsts: Optional[np.ndarray] = None) -> ObjectTrack:
-    """The track as seen from ``lag`` steps later: step t holds the object of step ``t + lag``, and
-    is absent where ``t + lag`` lies outside the run or in another episode (``firsts [T]`` marks
-    each episode's first step; None: one episode)."""
+    """The track re-indexed by ``lag``: step t holds the object of step ``t + lag`` (``lag < 0``:
+    an earlier step), and is absent where ``t + lag`` lies outside the run or in another episode
+    (``firsts [T]`` marks each episode's first step; None: one episode)."""
     T = len(track.present)
     src = np.arange(T) + lag
     ok = (src >= 0) & (src < T)
@@ -235,19 +235,31 @@ def object_scores_by_lag(maps: np.ndarray, track: ObjectTrack, lags: Sequence[in
     """:func:`object_scores` of ``maps [T, N, h, w]`` against the object ``k`` steps later, for
     each ``k`` in ``lags`` (``k < 0``: where it was; see :func:`shift_track`).
 
-    Returns ``{"lags", "lift": [N][L], "hit_rate": [N][L], "best_lag": [N], "best_lift": [N],
-    "best_hit_rate": [N]}``; a head's best lag is the one of its highest lift (the mass, not the
-    top cell, so one noisy argmax does not decide it). Lags where the object is never on screen
-    score NaN and are never best."""
+    Returns ``{"lags", "steps": [L], "lift": [N][L], "hit_rate": [N][L], "best_lag": [N],
+    "best_lift": [N], "best_hit_rate": [N]}``. A head's best lag is the one of its highest lift
+    (the mass, not the top cell, so one noisy argmax does not decide it), ties going to the
+    smallest ``|k|``; None (and NaN scores) when no lag lifts it above an even spread (lift ≤ 1:
+    the head is not on the object at any lag). ``steps`` counts the steps scored at each lag
+    (the object on screen at ``t + k`` in ``t``'s episode). Lags where the object is never on
+    screen score NaN and are never best."""
     lags = [int(k) for k in lags]
     if not lags:
         raise ValueError("lags must name at least one lag")
     scores = [object_scores(maps, shift_track(track, k, firsts), radius) for k in lags]
     lift = np.array([s["lift"] for s in scores], np.float64).T                # [N, L]
     hit = np.array([s["hit_rate"] for s in scores], np.float64).T
-    best = [int(np.nanargmax(row)) if np.isfinite(row).any() else None for row in lift]
+    nearest_first = sorted(range(len(lags)), key=lambda i: abs(lags[i]))
+
+    def best_of(row):
+        best = None
+        for i in nearest_first:
+            if np.isfinite(row[i]) and row[i] > 1.0 and (best is None or row[i] > row[best]):
+                best = i
+        return best
+
+    best = [best_of(row) for row in lift]
     pick = lambda table: [float(table[n, b]) if b is not None else float("nan") for n, b in enumerate(best)]
-    return {"lags": lags, "lift": lift.tolist(), "hit_rate": hit.tolist(),
+    return {"lags": lags, "steps": [s["steps"] for s in scores], "lift": lift.tolist(), "hit_rate": hit.tolist(),
             "best_lag": [lags[b] if b is not None else None for b in best],
             "best_lift": pick(lift), "best_hit_rate": pick(hit)}
 
@@ -425,10 +437,15 @@ def lag_lines(summary: dict, kind: str = "attention") -> List[str]:
     for n in range(heads):
         parts = []
         for c, s in by_lag.items():
+            best = s["best_lag"][n]
+            if best is None:
+                parts.append(f"{c}: lift <= 1 at every lag")
+                continue
             zero = s["lags"].index(0) if 0 in s["lags"] else None
             at_zero = f" (at 0: {s['lift'][n][zero]:.2f}, {s['hit_rate'][n][zero]:.2f})" if zero is not None else ""
-            parts.append(f"{c}: lag {s['best_lag'][n]:+d} lift {s['best_lift'][n]:.2f}, hit "
-                         f"{s['best_hit_rate'][n]:.2f}{at_zero}" if s["best_lag"][n] is not None else f"{c}: -")
+            edge = " (edge of the range)" if best in (min(s["lags"]), max(s["lags"])) and best != 0 else ""
+            parts.append(f"{c}: lag {best:+d}{edge} lift {s['best_lift'][n]:.2f}, hit "
+                         f"{s['best_hit_rate'][n]:.2f}{at_zero}")
         lines.append(f"head {n}  " + " | ".join(parts))
     return lines
 
@@ -525,6 +542,7 @@ def plot_lift_by_lag(by_lag: dict, path: str) -> str:
         ax.axvline(0, color="grey", lw=0.8)
         ax.axhline(1, color="grey", ls=":", lw=0.8)
         ax.set_yscale("log")
+        ax.set_ylim(bottom=0.05)                  # lifts of ~0 would stretch every panel
         ax.set_title(f"head {n}", fontsize=8)
         ax.set_xlabel("lag k (steps; < 0: where it was)", fontsize=7)
         ax.tick_params(labelsize=7)

@@ -61,6 +61,8 @@ def data_uri(path: str) -> str:
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "–"
     if isinstance(v, float):
         return "–" if v != v else f"{v:.4g}"
     return html.escape(str(v))
