@@ -43,7 +43,8 @@ RUN_SECTIONS = {"model": AGENT_PRESETS["paper"], "train": TrainConfig}
 REMOVED_SET_VARS = {"S3TA_MODEL_SET": "model", "S3TA_TRAIN_SET": "train"}
 PRESET_HELP = ("'paper' (SPEC numbers, 210x160 input), 'atari-cpu' (the same agent narrowed, 64x64 "
                "input, Adam: Atari on a few CPU cores; 8x8 attention maps), 'atari-cpu-fine' (atari-cpu "
-               "with 16x16 attention maps) or 'small' (64x64 input, narrow layers: tests, quick runs, the demo)")
+               "with 16x16 attention maps, for attention you can check: about twice the FLOPs per step and half the "
+               "frames/s; see results/pong-fine) or 'small' (64x64 input, narrow layers: tests, quick runs, the demo)")
 
 
 def env(name: str, default=None):
