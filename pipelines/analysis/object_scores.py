@@ -426,6 +426,15 @@ def head_lines(summary: dict, kind: str = "attention") -> List[str]:
     return lines
 
 
+def _at_lag_zero(s: dict, n: int) -> Tuple[float, float]:
+    """Head n's lift and hit rate at lag 0 in an :func:`object_scores_by_lag` result (NaN when
+    lag 0 was not scored)."""
+    if 0 not in s["lags"]:
+        return float("nan"), float("nan")
+    zero = s["lags"].index(0)
+    return s["lift"][n][zero], s["hit_rate"][n][zero]
+
+
 def lag_lines(summary: dict, kind: str = "attention") -> List[str]:
     """One terminal line per head: each category's best lag with its lift and hit rate, and the
     scores at lag 0 beside them (``summary["by_lag"]``; none without it)."""
@@ -441,8 +450,8 @@ def lag_lines(summary: dict, kind: str = "attention") -> List[str]:
             if best is None:
                 parts.append(f"{c}: lift <= 1 at every lag")
                 continue
-            zero = s["lags"].index(0) if 0 in s["lags"] else None
-            at_zero = f" (at 0: {s['lift'][n][zero]:.2f}, {s['hit_rate'][n][zero]:.2f})" if zero is not None else ""
+            lift0, hit0 = _at_lag_zero(s, n)
+            at_zero = f" (at 0: {lift0:.2f}, {hit0:.2f})" if 0 in s["lags"] else ""
             edge = " (edge of the range)" if best in (min(s["lags"]), max(s["lags"])) and best != 0 else ""
             parts.append(f"{c}: lag {best:+d}{edge} lift {s['best_lift'][n]:.2f}, hit "
                          f"{s['best_hit_rate'][n]:.2f}{at_zero}")
@@ -559,11 +568,8 @@ def lag_rows(summary: dict) -> List[list]:
     rows = []
     for kind, by_lag in summary.get("by_lag", {}).items():
         for c, s in by_lag.items():
-            zero = s["lags"].index(0) if 0 in s["lags"] else None
             for n, best in enumerate(s["best_lag"]):
-                rows.append([kind, n, c, best, s["best_lift"][n], s["best_hit_rate"][n],
-                             s["lift"][n][zero] if zero is not None else float("nan"),
-                             s["hit_rate"][n][zero] if zero is not None else float("nan")])
+                rows.append([kind, n, c, best, s["best_lift"][n], s["best_hit_rate"][n], *_at_lag_zero(s, n)])
     return rows
 
 
