@@ -18,9 +18,10 @@ stop_at=$(date -d "${1:?STOP_AT, e.g. 15:25}" +%s) || exit 2
 out=${2:-results/atari-sticky}
 S=${S3TA:-.venv/bin/s3ta}
 # The issue's order: the five games with the attention agent, then the ablation on Pong and Breakout.
-RUNS="Pong:attention Breakout:attention Boxing:attention Freeway:attention Seaquest:attention
+# QUEUE_RUNS="Breakout:attention Pong:attention" (GAME:VARIANT, space-separated) runs those instead, in that order.
+RUNS="${QUEUE_RUNS:-Pong:attention Breakout:attention Boxing:attention Freeway:attention Seaquest:attention
       Pong:fixed-query Breakout:fixed-query Pong:l2-keys Breakout:l2-keys
-      Pong:feedforward Breakout:feedforward Pong:lstm Breakout:lstm"
+      Pong:feedforward Breakout:feedforward Pong:lstm Breakout:lstm}"
 SEED=${SEED:-0}
 
 save() {  # NAME: checkpoint, summaries, episodes and curve into OUT
