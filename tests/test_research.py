@@ -78,3 +78,32 @@ def test_demo_probe_describes_policy_and_heads(tmp_path):
     result = demo_probe.main([directory, "--episodes", "1"])[directory]
     assert len(result["episode_lengths"]) == 1 and abs(sum(result["policy_mean"]) - 1.0) < 1e-4
     assert len(result["distinct_cells"]) == agent_config("small").num_heads
+
+
+def test_learner_profile_reports_op_times_and_the_xla_comparison(tmp_path, capsys):
+    import learner_profile
+    out = tmp_path / "profile.json"
+    result = learner_profile.main(["--preset", "small", "--batch", "1", "--unroll", "2", "--reps", "1",
+                                   "--top", "40", "--seconds", "0.2", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    prof = result["profile"]
+    assert prof["wall_ms_per_update"] > 0 and prof["ops_per_update"] > 50 and 10 < len(prof["top"]) <= 40
+    # the real update's convolutions and their gradients show up among the ops, not the pool's wrappers
+    ops = {row["op"] for row in prof["top"]}
+    assert not ops & set(learner_profile.WRAPPERS)
+    assert any("Conv2D" in op for op in ops)
+    for mode in ("graph", "xla"):
+        assert result["xla"][mode]["learner_samples_per_s"] > 0 and result["xla"][mode]["actor_batch16_ms"] > 0
+    assert "ms/update" in capsys.readouterr().out
+
+
+def test_learner_profile_layernorm_mode_restores_keras(tmp_path):
+    import learner_profile
+    from keras.src.layers.normalization import layer_normalization
+    before = layer_normalization.LayerNormalization._fused_can_be_used
+    result = learner_profile.main(["--preset", "atari-cpu", "--batch", "1", "--unroll", "2", "--mode", "layernorm",
+                                   "--seconds", "0.2"])
+    runs = result["layernorm"]
+    assert len(runs["fused_ms_per_update"]) == 2 == len(runs["unfused_ms_per_update"])
+    assert min(runs["fused_ms_per_update"] + runs["unfused_ms_per_update"]) > 0
+    assert layer_normalization.LayerNormalization._fused_can_be_used is before
