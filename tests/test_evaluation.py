@@ -174,14 +174,17 @@ def test_the_results_table_averages_seeds_and_sets_the_anchors_beside(tmp_path, 
     from pipelines.evaluation import anchors
     dirs = [_evaluation_dir(tmp_path, "ALE/Pong-v5", "attention", [16.0, 18.0]),      # seed 0: 17
             _evaluation_dir(tmp_path, "ALE/Pong-v5", "attention", [13.0, 13.0]),      # seed 1: 13
-            _evaluation_dir(tmp_path, "ALE/Breakout-v5", "attention", [50.0]),
+            _evaluation_dir(tmp_path, "ALE/Breakout-v5", "attention", [48.0, 52.0]),    # one seed, 2 episodes
             _evaluation_dir(tmp_path, "ALE/Breakout-v5", "fixed-query", [10.0]),
             _evaluation_dir(tmp_path, "ALE/Pong-v5", "attention", [-21.0], sticky=False)]  # not counted
     assert anchors.main(dirs) == 0
     table = capsys.readouterr().out
     pong_hns = scores.human_normalized("pong", 15.0)
-    assert f"| pong | attention | 15.0 (13.0 to 17.0, 2 seeds) | {pong_hns:.1f} | -4.9 | 15.2 | 15.2 | no |" in table
-    assert "| breakout | attention | 50.0 | " in table and "| 21.5 | 41.9 | 102.7 | yes |" in table
+    # the no-op evaluation of the same game and variant sits beside the sticky score, not in it
+    assert f"| pong | attention | 15.0 (13.0 to 17.0, 2 seeds) | {pong_hns:.1f} | -21.0 | -4.9 | 15.2 | 15.2 | no |" in table
+    # one seed: its mean ± the standard error over its episodes; no no-op evaluation given: a dash
+    assert "| breakout | attention | 50.0 ± 2.00 | " in table and "| – | 21.5 | 41.9 | 102.7 | yes |" in table
+    assert "| breakout | fixed-query | 10.0 | " in table                                   # one episode: no ±
     breakout_hns = scores.human_normalized("breakout", 50.0)
     assert f"| attention | 2 | {(pong_hns + breakout_hns) / 2:.1f} | {(pong_hns + breakout_hns) / 2:.1f} |" in table
     assert f"| fixed-query | 1 | {scores.human_normalized('breakout', 10.0):.1f} |" in table

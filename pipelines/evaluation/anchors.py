@@ -60,34 +60,40 @@ def load_evaluations(paths: Iterable[str]) -> List[dict]:
             if "game" not in s:
                 continue
             records.append({"game": s["game"], "variant": result.get("variant", "?"), "score": s["mean"],
+                            "stderr": s.get("stderr"), "episodes": s.get("episodes", 0),
                             "sticky": bool(result["protocol"]["sticky_actions"]), "path": file})
     return records
 
 
-def _spread(values: List[float]) -> str:
+def _spread(runs: List[dict]) -> str:
+    """One seed: its mean ± the standard error over its episodes; several: the mean over seeds and their range."""
+    values = [r["score"] for r in runs]
     mean = statistics.fmean(values)
     if len(values) == 1:
-        return f"{mean:.1f}"
+        r = runs[0]
+        return f"{mean:.1f}" + (f" ± {r['stderr']:.2f}" if r.get("stderr") is not None and r.get("episodes", 0) > 1 else "")
     return f"{mean:.1f} ({min(values):.1f} to {max(values):.1f}, {len(values)} seeds)"
 
 
 def results_table(records: List[dict]) -> str:
     """Markdown: per game and variant the sticky-action score (mean over seeds), its HNS, the
-    anchors and whether it reaches Rainbow's; then the median and mean HNS per variant."""
-    by = defaultdict(list)
+    no-op protocol's score of the same runs where given, the anchors and whether it reaches
+    Rainbow's; then the median and mean HNS per variant."""
+    by, noop = defaultdict(list), defaultdict(list)
     for r in records:
-        if r["sticky"]:
-            by[(r["game"], r["variant"])].append(r["score"])
-    lines = ["| game | variant | sticky-action score | HNS % | " + " | ".join(f"{a} (10M)" for a in ANCHOR_AGENTS)
-             + " | ≥ Rainbow |", "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in ANCHOR_AGENTS) + " | --- |"]
+        (by if r["sticky"] else noop)[(r["game"], r["variant"])].append(r)
+    lines = ["| game | variant | sticky-action score | HNS % | no-op score | "
+             + " | ".join(f"{a} (10M)" for a in ANCHOR_AGENTS) + " | ≥ Rainbow |",
+             "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in ANCHOR_AGENTS) + " | --- |"]
     hns_by_variant = defaultdict(dict)
-    for (game, variant), values in sorted(by.items()):
-        mean = statistics.fmean(values)
+    for (game, variant), runs in sorted(by.items()):
+        mean = statistics.fmean(r["score"] for r in runs)
         hns = scores.human_normalized(game, mean)
         hns_by_variant[variant][game] = hns
         anchors = {a: anchor(game, a) for a in ANCHOR_AGENTS}
         rainbow = anchors["Rainbow"]
-        lines.append(f"| {game} | {variant} | {_spread(values)} | {hns:.1f} | "
+        no_op = _spread(noop[(game, variant)]) if noop[(game, variant)] else "–"
+        lines.append(f"| {game} | {variant} | {_spread(runs)} | {hns:.1f} | {no_op} | "
                      + " | ".join("–" if a is None else f"{a:g}" for a in anchors.values())
                      + f" | {'–' if rainbow is None else ('yes' if mean >= rainbow else 'no')} |")
     lines += ["", "| variant | games | median HNS % | mean HNS % |", "| --- | ---: | ---: | ---: |"]
