@@ -197,3 +197,25 @@ def test_one_overlay_video_per_episode_when_several_episodes_end(tmp_path):
         assert np.abs(frames[0].astype(int) - whole[a].astype(int)).mean() < 8, name
     files = summary["files"]["overlays_per_episode"]
     assert len(files) == len(episodes)
+
+
+def test_analyze_sticky_actions_flag_reaches_the_environment_and_the_config():
+    """--sticky-actions (= analysis.sticky_actions) gives the rollout ALE's p = 0.25 repeat, as a
+    model trained with train.sticky_actions=true saw it; other games refuse it by name."""
+    import argparse
+    from types import SimpleNamespace
+    from pipelines.commands import analyze as analyze_command
+    parser = argparse.ArgumentParser()
+    analyze_command.register(parser.add_subparsers())
+    args = parser.parse_args(["analyze", "--model", "m", "--out", "o", "--sticky-actions"])
+    assert analyze_command.config_from_args(args).sticky_actions is True
+    plain = parser.parse_args(["analyze", "--model", "m", "--out", "o"])
+    assert analyze_command.config_from_args(plain).sticky_actions is False
+    stepper = SimpleNamespace(observation_shape=(64, 64, 3), num_actions=6)
+    for sticky, p in ((True, 0.25), (False, 0.0)):
+        env = make_analysis_environment("ALE/Pong-v5", stepper, 0, resize=True, sticky_actions=sticky)
+        assert env.gym_env.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(p)
+        env.close()
+    with pytest.raises(ValueError, match="sticky"):
+        make_analysis_environment("MiniGrid-Empty-5x5-v0", SimpleNamespace(observation_shape=(64, 64, 3),
+                                  num_actions=7), 0, resize=True, sticky_actions=True)

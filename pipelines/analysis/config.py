@@ -21,6 +21,9 @@ class AnalysisConfig:
     # Rollout: how actions are chosen from the policy logits, and the seed of env + sampling.
     policy: str = "sample"
     seed: int = 0
+    # ALE only: repeat the previous action with p = 0.25 per frame, as agents trained with
+    # train.sticky_actions=true saw it (`s3ta evaluate --sticky-actions`). Off: the no-op-free default.
+    sticky_actions: bool = False
     # Overlays / videos.
     overlay_alpha: float = 0.6          # weight of the attention light on the frame
     video_fps: int = 15

@@ -116,8 +116,9 @@ class _Recorder:
                        action_names=action_names, **maybe)
 
 
-def make_analysis_environment(env_id: str, stepper, seed: int, resize: bool = False):
-    """The environment for ``env_id`` matched to the stepper's action count and frame shape.
+def make_analysis_environment(env_id: str, stepper, seed: int, resize: bool = False, sticky_actions: bool = False):
+    """The environment for ``env_id`` matched to the stepper's action count and frame shape
+    (``sticky_actions``: ALE's repeat of the previous action with p = 0.25 per frame).
 
     Models with ALE's full action count get ALE's full action set, others the minimal one.
     Raises ValueError when the action count or (unless ``resize``) the observation shape does
@@ -125,7 +126,8 @@ def make_analysis_environment(env_id: str, stepper, seed: int, resize: bool = Fa
     """
     from agents.environments import environment_for
     return environment_for(stepper.observation_shape, env_id, seed, num_actions=stepper.num_actions,
-                           resize=resize, advice="analyse a model trained on this game (a model with "
+                           resize=resize, sticky_actions=sticky_actions,
+                           advice="analyse a model trained on this game (a model with "
                            "ALE's full action count for the full action set), or pass --resize-observations")
 
 

@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--probe-position", default=None, metavar="Y,X", help="top-left pixel of the sprite (default: centred in the frame)")
     p.add_argument("--resize-observations", action="store_true",
                    help="resize frames to the model's input shape instead of failing on a mismatch")
+    p.add_argument("--sticky-actions", action="store_true", default=None,
+                   help="ALE games: repeat the previous action with p = 0.25 per frame (as an agent trained "
+                        "with train.sticky_actions=true saw them; = --set analysis.sticky_actions=true)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -50,7 +53,7 @@ def config_from_args(args):
     overrides = split_sections({"analysis": AnalysisConfig}, args.overrides)["analysis"]
     for flag, field in (("saliency_frames", "saliency_frames"), ("policy", "policy"), ("seed", "seed"),
                         ("sprite", "probe_sprite"), ("probe_time", "probe_time"),
-                        ("probe_position", "probe_position")):
+                        ("probe_position", "probe_position"), ("sticky_actions", "sticky_actions")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{field}={value}")
@@ -83,7 +86,8 @@ def run(args) -> int:
     baseline = load_stepper(args.baseline_model) if args.baseline_model else None
 
     def make_env():
-        return make_analysis_environment(args.env, stepper, cfg.seed, args.resize_observations)
+        return make_analysis_environment(args.env, stepper, cfg.seed, args.resize_observations,
+                                         sticky_actions=cfg.sticky_actions)
 
     make_env().close()   # fail fast on a bad env id or a model/env mismatch
     summary = analyze(stepper, make_env, args.steps, args.out, cfg, baseline=baseline, sprite=sprite,
