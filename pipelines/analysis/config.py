@@ -22,7 +22,7 @@ class AnalysisConfig:
     policy: str = "sample"
     seed: int = 0
     # ALE only: repeat the previous action with p = 0.25 per frame, as agents trained with
-    # train.sticky_actions=true saw it (`s3ta evaluate --sticky-actions`). Off: the no-op-free default.
+    # train.sticky_actions=true saw it (as `s3ta evaluate --sticky-actions` plays). Off by default.
     sticky_actions: bool = False
     # Overlays / videos.
     overlay_alpha: float = 0.6          # weight of the attention light on the frame
