@@ -20,8 +20,8 @@ from s3ta_tf.config import agent_config
 from s3ta_tf.flops import agent_step_flops
 
 
-def actor_step_fn(model):
-    return tf.function(lambda o, a, r, s: model.step(o, a, r, s))
+def actor_step_fn(model, jit_compile: bool = False):
+    return tf.function(lambda o, a, r, s: model.step(o, a, r, s), jit_compile=jit_compile)
 
 
 def synthetic_experience(network, batch: int, sequence_length: int, seed: int = 0):
@@ -52,11 +52,13 @@ def synthetic_experience(network, batch: int, sequence_length: int, seed: int = 
     return type(spec)(initial_state=network.model.initial_state(batch), **fields)
 
 
-def learner_step_fn(model, batch: int, unroll: int, compiled: bool = True):
+def learner_step_fn(model, batch: int, unroll: int, compiled: bool = True, preset: str = "paper",
+                    jit_compile: bool = False):
     """The real learner update: ``VTraceAgent.train`` (unroll from the stored state, V-trace
     loss, gradient clipping, RMSProp) on a synthetic batch of ``unroll + 1``-step trajectories,
     called as the learner calls it (``compiled``: ``VTraceAgent.compiled_train``, one traced
-    graph) or eagerly (the learner before the compiled step)."""
+    graph; ``jit_compile``: with XLA) or eagerly (the learner before the compiled step). The
+    training settings other than batch and unroll are ``preset``'s."""
     from agents.impala.networks import ActorCriticNetwork
     from agents.impala.learning import VTraceAgent
     from agents.impala.config import train_config
@@ -64,10 +66,10 @@ def learner_step_fn(model, batch: int, unroll: int, compiled: bool = True):
     from tf_agents.trajectories import time_step as ts
     network = ActorCriticNetwork(model)
     action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, model.num_actions - 1)
-    cfg = train_config("paper", {"batch_size": batch, "unroll_length": unroll})
+    cfg = train_config(preset, {"batch_size": batch, "unroll_length": unroll})
     agent = VTraceAgent(ts.time_step_spec(network.input_tensor_spec["observation"]), action_spec, network, cfg)
     experience = synthetic_experience(network, batch, unroll + 1)
-    train = agent.compiled_train(batch) if compiled else agent.train
+    train = agent.compiled_train(batch, jit_compile=jit_compile) if compiled else agent.train
     return lambda: train(experience).loss
 
 

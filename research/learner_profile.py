@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from pipelines.bench_common import matmul_peak_gflops, median_seconds  # noqa: E402
-from pipelines.model_bench import synthetic_experience  # noqa: E402
+from pipelines.model_bench import actor_step_fn, learner_step_fn  # noqa: E402
 from s3ta_tf import build_agent_net  # noqa: E402
 from s3ta_tf.config import agent_config  # noqa: E402
 
@@ -42,20 +42,11 @@ WRAPPERS = ("Process", "ParallelFor")     # thread-pool events that contain the 
 
 
 def learner(preset: str, batch: int, unroll: int, jit: bool = False):
-    """``(update, model)``: one compiled learner update of ``preset`` on a synthetic batch."""
-    from agents.impala.config import train_config
-    from agents.impala.learning import VTraceAgent
-    from agents.impala.networks import ActorCriticNetwork
-    from tf_agents.specs import tensor_spec
-    from tf_agents.trajectories import time_step as ts
+    """``(update, model)``: one compiled learner update of ``preset`` on a synthetic batch
+    (``s3ta bench model``'s :func:`pipelines.model_bench.learner_step_fn`)."""
     model = build_agent_net(agent_config(preset, ["precision=float32"]), "attention", 6)
-    network = ActorCriticNetwork(model)
-    action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, model.num_actions - 1)
-    agent = VTraceAgent(ts.time_step_spec(network.input_tensor_spec["observation"]), action_spec, network,
-                        train_config(preset, {"batch_size": batch, "unroll_length": unroll}))
-    experience = synthetic_experience(network, batch, unroll + 1)
-    train = agent.compiled_train(batch, jit_compile=jit)
-    return (lambda: train(experience).loss.numpy()), model
+    train = learner_step_fn(model, batch, unroll, preset=preset, jit_compile=jit)
+    return (lambda: train().numpy()), model
 
 
 def op_times(logdir: str) -> tuple[collections.Counter, collections.Counter]:
@@ -108,7 +99,7 @@ def xla(preset: str, batch: int, unroll: int, seconds: float = 4.0) -> dict:
     result = {}
     for jit in (False, True):
         update, model = learner(preset, batch, unroll, jit)
-        step = tf.function(lambda o, a, r, s: model.step(o, a, r, s), jit_compile=jit)
+        step = actor_step_fn(model, jit_compile=jit)
         o = tf.zeros((16,) + tuple(model.config.observation_shape), tf.uint8)
         a, r, s = tf.zeros([16], tf.int32), tf.zeros([16]), model.initial_state(16)
         actor = median_seconds(lambda: tf.nest.map_structure(lambda t: t.numpy(), step(o, a, r, s)), seconds / 2, 5)
